@@ -1,0 +1,3 @@
+"""kolorsc: a declarative story compiler for the Kolors text-to-image model."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,74 @@
+"""Errors and diagnostics. The library raises these; only cli.py prints them and exits.
+
+Exit codes (cli.py maps): 0 ok, 1 build failed (BuildError and its kin), 2 bad input
+(SpecError, UsageError).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem in one file, pointing at the line that caused it."""
+
+    file: str
+    line: int | None  # 1-based; None when the problem has no position (unreadable file)
+    col: int | None  # 1-based
+    path: str  # field path, e.g. "scenes[3].seed"; "" for the whole document
+    message: str
+    hint: str | None = None  # what to do next, e.g. "did you mean 'seed'?"
+
+    def format(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}:{self.col or 1}"
+        text = f"{where}: {self.path + ': ' if self.path else ''}{self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class KolorscError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+    exit_code = 1
+
+
+class SpecError(KolorscError):
+    """A story or style file is invalid. Carries every diagnostic of the file(s)."""
+
+    exit_code = 2
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(d.format() for d in self.diagnostics))
+
+
+class UsageError(KolorscError):
+    """Bad arguments or environment given by the user (not a bad file)."""
+
+    exit_code = 2
+
+
+class BuildError(KolorscError):
+    """A build step failed."""
+
+    exit_code = 1
+
+
+class ModelMissingError(BuildError):
+    """Model files are absent or incomplete. `missing` lists them; the message says how to get them."""
+
+    def __init__(self, message: str, missing: list[str] | None = None):
+        self.missing = list(missing or [])
+        super().__init__(message)
+
+
+class EngineError(BuildError):
+    """The rendering engine failed (no CUDA, out of memory, LoRA does not fit...)."""
+
+
+class TrainingError(BuildError):
+    """Dataset preparation or LoRA training failed."""

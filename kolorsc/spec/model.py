@@ -1,0 +1,153 @@
+"""The typed story model: plain dataclasses, produced by `kolorsc.spec.load_story`.
+
+Everything downstream (prompts, plan, engines, training, emit) reads these and nothing
+else; no stage looks at raw YAML. Defaults follow the challenge baseline (seed write-up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BASE_MODEL = "Kwai-Kolors/Kolors"
+SCENE_COUNT = 8
+
+
+@dataclass(frozen=True)
+class Loc:
+    """Where a value came from: file, 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Character:
+    key: str  # the name templates use: {{ girl }}
+    look: str  # what {{ girl }} renders to
+    name: str | None = None  # display name, optional
+
+
+@dataclass(frozen=True)
+class Refine:
+    """Two-stage rendering: render at `size`, upscale by `scale`, refine with partial denoising."""
+
+    scale: float = 2.0
+    strength: float = 0.5  # denoising strength of the refine pass
+    steps: int | None = None  # None: same as the panel's steps
+
+
+@dataclass(frozen=True)
+class Defaults:
+    negative: str = ""
+    steps: int = 50
+    cfg: float = 4.0
+    size: tuple[int, int] = (1024, 1024)  # (width, height)
+    seed: int = 0
+    candidates: int = 1
+    refine: Refine | None = None
+
+
+@dataclass(frozen=True)
+class Scene:
+    index: int  # 0-based position in the story
+    caption: str
+    prompt: str  # Jinja template source
+    loc: Loc  # where the scene starts
+    prompt_loc: Loc  # where the prompt template starts (template errors point here)
+    shot: str | None = None
+    negative: str | None = None  # per-scene extra negative (template too)
+    seed: int | None = None
+    steps: int | None = None
+    cfg: float | None = None
+    size: tuple[int, int] | None = None
+    candidates: int | None = None
+
+
+@dataclass(frozen=True)
+class DataFilter:
+    """One Data-Juicer operator with its arguments, e.g. image_shape_filter {min_width: 512}."""
+
+    op: str
+    args: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    source: str  # "local" or "modelscope"
+    path: Path | None = None  # local folder (resolved, inside the project)
+    id: str | None = None  # ModelScope dataset id, e.g. AI-ModelScope/lowres_anime
+    subset: str | None = None
+    split: str = "train"
+    caption: str = "sidecar"  # "sidecar" (x.jpg + x.txt), "constant", "template"
+    caption_text: str | None = None  # the constant, or the Jinja template (sees file stem)
+    filters: tuple[DataFilter, ...] = ()
+    max_images: int | None = None
+
+
+@dataclass(frozen=True)
+class Training:
+    rank: int = 16
+    alpha: float = 4.0
+    target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out")
+    learning_rate: float = 1e-4
+    epochs: int = 1
+    steps_per_epoch: int = 500
+    batch_size: int = 1
+    precision: str = "16-mixed"  # "16-mixed", "bf16-mixed", "32"
+    gradient_checkpointing: bool = True
+    center_crop: bool = True
+    random_flip: bool = False
+    resolution: int = 1024
+    seed: int = 0
+    # Lightning distributed settings, passed through unchanged.
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+
+
+@dataclass(frozen=True)
+class Lora:
+    """The style LoRA: reuse a file (`path`) or train one (`training` + `dataset`)."""
+
+    scale: float = 2.0  # render-time multiplier, as the baseline renders at 2.0
+    path: Path | None = None
+    training: Training | None = None
+    dataset: Dataset | None = None
+
+
+@dataclass(frozen=True)
+class Style:
+    id: str
+    name: str
+    trigger: str  # prompt fragment every scene gets through {{ style.trigger }}
+    negative: str  # style negative, merged with the story's
+    base_model: str = BASE_MODEL
+    lora: Lora | None = None
+    source: Path | None = None  # styles/<id>.yaml, None when inline
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Story:
+    id: str  # slug; names outputs
+    title: str
+    team: str
+    style: Style
+    characters: dict[str, Character]
+    defaults: Defaults
+    scenes: tuple[Scene, ...]
+    path: Path  # the story file (absolute)
+    root: Path  # project root: paths in the story must stay inside it
+    version: int = 1
+    description: str = ""
+    threshold: float = 6.0  # aesthetic gate of the challenge
+
+    @property
+    def bundle_name(self) -> str:
+        return f"{self.team}-可图Kolors训练-{self.id}"
