@@ -66,6 +66,7 @@ class Scene:
     cfg: float | None = None
     size: tuple[int, int] | None = None
     candidates: int | None = None
+    negative_loc: Loc | None = None  # where the negative template starts, when the scene has one
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,128 @@
+"""Check a collection: expand paths into story files, load and compile each, report all problems.
+
+A directory is a collection: every *.yaml / *.yml below it, sorted, except files inside a
+`styles/` folder (styles are checked through the stories that use them, or directly when
+named on the command line), hidden folders (.git, .venv...) and build/ output.
+A file named on the command line is checked as a style when its folder is called `styles`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kolorsc.errors import Diagnostic, SpecError
+
+STORY_SUFFIXES = (".yaml", ".yml")
+SKIP_DIRS = {"styles", "build", "node_modules", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class FileReport:
+    path: Path  # as given / found (relative stays relative)
+    kind: str  # "story" or "style"
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.diagnostics
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    files: tuple[FileReport, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.files)
+
+    @property
+    def invalid(self) -> int:
+        return sum(1 for f in self.files if not f.ok)
+
+    @property
+    def problems(self) -> int:
+        return sum(len(f.diagnostics) for f in self.files)
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return [d for f in self.files for d in f.diagnostics]
+
+    def summary(self) -> str:
+        n = len(self.files)
+        files = "file" if n == 1 else "files"
+        problems = "problem" if self.problems == 1 else "problems"
+        return f"{n} {files} checked, {self.invalid} invalid, {self.problems} {problems}"
+
+
+def _hidden(part: str) -> bool:
+    return part.startswith(".") and part not in (".", "..")
+
+
+def iter_story_files(paths: Sequence[Path]) -> list[Path]:
+    """Expand files and directories into story files: sorted, deterministic, no duplicates.
+    A path that does not exist is returned as is (checking it reports "no such file")."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for given in paths:
+        given = Path(given)
+        if given.is_dir():
+            found = []
+            for suffix in STORY_SUFFIXES:
+                for p in given.rglob(f"*{suffix}"):
+                    rel = p.relative_to(given).parts
+                    if any(_hidden(part) or part in SKIP_DIRS for part in rel[:-1]) or _hidden(rel[-1]):
+                        continue
+                    if p.is_file():
+                        found.append(p)
+            candidates = sorted(found, key=lambda p: p.as_posix())
+        else:
+            candidates = [given]
+        for p in candidates:
+            key = p.absolute()
+            if key not in seen:
+                seen.add(key)
+                out.append(p)
+    return out
+
+
+def is_style_file(path: Path) -> bool:
+    return Path(path).absolute().parent.name == "styles"
+
+
+def check_file(path: Path) -> FileReport:
+    """Load (and for stories, compile) one file; every problem becomes a diagnostic."""
+    from kolorsc.spec.loader import load_story, load_style
+    from kolorsc.spec.templates import render_scenes
+
+    path = Path(path)
+    kind = "style" if is_style_file(path) else "story"
+    try:
+        if kind == "style":
+            load_style(path)
+        else:
+            render_scenes(load_story(path))  # every template error counts, like compile_story's
+    except SpecError as exc:
+        return FileReport(path, kind, tuple(exc.diagnostics))
+    return FileReport(path, kind)
+
+
+def check_paths(paths: Sequence[Path]) -> CheckReport:
+    """Check every story (and named style) under `paths`. An empty collection is a problem
+    too: `kolorsc check stories/` on a folder without stories should not pass silently."""
+    files = iter_story_files(paths)
+    reports = [check_file(p) for p in files]
+    for given in paths:
+        given = Path(given)
+        if given.is_dir() and not any(_under(p, given) for p in files):
+            reports.append(FileReport(given, "story", (Diagnostic(str(given), None, None, "", "no story files (*.yaml) here"),)))
+    return CheckReport(tuple(reports))
+
+
+def _under(path: Path, folder: Path) -> bool:
+    try:
+        path.absolute().relative_to(folder.absolute())
+        return True
+    except ValueError:
+        return False
