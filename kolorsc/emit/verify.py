@@ -1,0 +1,271 @@
+"""`kolorsc bundle verify`: check a submission bundle against the challenge's rules.
+
+Rules (challenge write-up, 3.4/3.5): the LoRA file, its description, at least eight images
+with their prompts so results can be reproduced, and a mean aesthetic score >= 6 (the
+official scorer averages every file of the image folder, so images/ must hold exactly the
+eight panels). Every problem found is reported, not just the first.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from kolorsc.emit.common import image_name
+from kolorsc.emit.modelcard import PREVIEW_MARKER
+from kolorsc.errors import UsageError
+from kolorsc.spec.model import SCENE_COUNT
+
+ERROR = "error"
+WARNING = "warning"
+EXPECTED_IMAGES = tuple(f"images/{image_name(i)}" for i in range(1, SCENE_COUNT + 1))
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+DTYPE_SIZES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
+    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
+}
+LORA_PAIRS = ((".lora_down.", ".lora_up."), (".lora_A.", ".lora_B."))
+
+
+class AestheticScorer(Protocol):
+    def score(self, images: list) -> list[float]: ...
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # "error" or "warning"
+    message: str
+
+    def format(self) -> str:
+        return f"{self.level}: {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    path: Path
+    findings: list[Finding] = field(default_factory=list)
+    aesthetic_mean: float | None = None
+    threshold: float = 6.0
+    rescored: bool = False  # True when the mean was recomputed from the images
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.level == ERROR for f in self.findings)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == ERROR]
+
+    def error(self, message: str) -> None:
+        self.findings.append(Finding(ERROR, message))
+
+    def warning(self, message: str) -> None:
+        self.findings.append(Finding(WARNING, message))
+
+
+def read_safetensors_header(stream, total_size: int) -> dict:
+    """Parse and check a safetensors header read from `stream` (a file of `total_size` bytes):
+    every tensor's bytes lie inside the file and match its dtype and shape.
+
+    Hand-written (the format is an 8-byte length + JSON header) so that verify needs neither
+    torch nor numpy, and reads only the header, not a LoRA of hundreds of MB. Raises
+    ValueError with the reason."""
+    head = stream.read(8)
+    if len(head) < 8:
+        raise ValueError("file shorter than the 8-byte header length")
+    (n,) = struct.unpack("<Q", head)
+    if n > MAX_HEADER or 8 + n > total_size:
+        raise ValueError(f"header length {n} does not fit in the file ({total_size} bytes)")
+    try:
+        header = json.loads(stream.read(n).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    body = total_size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
+            count = 1
+            for dim in shape:
+                count *= int(dim)
+            size = DTYPE_SIZES[dtype] * count
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"tensor {name!r}: malformed entry {info!r}") from None
+        if not (0 <= start <= end <= body) or end - start != size:
+            raise ValueError(f"tensor {name!r}: data offsets {start}..{end} do not match {dtype}{shape} in a {body}-byte body")
+    return header
+
+
+def lora_tensor_problem(header: dict) -> str | None:
+    """None when the tensors look like a LoRA (down/up or A/B pairs), else what is wrong."""
+    names = [k for k in header if k != "__metadata__"]
+    if not names:
+        return "holds no tensors"
+    for down, up in LORA_PAIRS:
+        downs = {n.replace(down, "|") for n in names if down in n}
+        ups = {n.replace(up, "|") for n in names if up in n}
+        if downs or ups:
+            unpaired = sorted(downs ^ ups)
+            if unpaired:
+                return f"{len(unpaired)} {down.strip('.')}/{up.strip('.')} tensors without their pair, e.g. {unpaired[0].replace('|', '.?.')}"
+            return None
+    return f"no lora_down/lora_up (or lora_A/lora_B) tensors among {len(names)} tensors, e.g. {names[0]!r}"
+
+
+def _open_image(data: bytes):
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.load()  # decode fully: verify() alone misses truncated pixel data
+    return image
+
+
+def _check_images(zf: zipfile.ZipFile, names: list[str], report: VerifyReport) -> dict[str, object]:
+    files = [n for n in names if n.startswith("images/") and not n.endswith("/")]
+    if not files:
+        nested = sorted({n.split("/images/")[0] for n in names if "/images/" in n})
+        hint = f" (found {nested[0]}/images/: zip the folder's contents, not the folder)" if nested else ""
+        report.error(f"images/ is missing or empty: a submission has eight panel images in images/{hint}")
+        return {}
+    extras = [n for n in files if n not in EXPECTED_IMAGES]
+    missing = [n for n in EXPECTED_IMAGES if n not in files]
+    if len(files) != SCENE_COUNT:
+        detail = []
+        if extras:
+            detail.append("extra: " + ", ".join(extras))
+        if missing:
+            detail.append("missing: " + ", ".join(missing))
+        report.error(
+            f"images/ holds {len(files)} files, not exactly {SCENE_COUNT} (the official scorer averages every "
+            f"file in the folder){'; ' + '; '.join(detail) if detail else ''}"
+        )
+    elif extras:
+        report.warning(f"images/ holds eight files but not named 01.png..08.png: {', '.join(extras)}")
+    images = {}
+    for name in files:
+        if not name.lower().endswith(IMAGE_SUFFIXES):
+            report.error(f"{name} is not an image file (images/ must hold only the panels)")
+            continue
+        try:
+            images[name] = _open_image(zf.read(name))
+        except Exception as exc:  # Pillow raises many types for broken files
+            report.error(f"{name} cannot be read as an image: {exc}")
+    return images
+
+
+def _check_prompts(zf: zipfile.ZipFile, names: list[str], images: dict, report: VerifyReport) -> dict | None:
+    if "prompts.json" not in names:
+        report.error("prompts.json is missing: the challenge needs each image's prompt to reproduce it")
+        return None
+    try:
+        data = json.loads(zf.read("prompts.json").decode("utf-8"))
+        panels = {p["image"]: p for p in data["panels"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        report.error(f"prompts.json is not a kolorsc prompts file: {exc}")
+        return None
+    without = [n for n in sorted(images) if not str(panels.get(n, {}).get("prompt") or "").strip()]
+    if without:
+        report.error("no prompt in prompts.json for " + ", ".join(without))
+    no_seed = [n for n in sorted(images) if n in panels and panels[n].get("seed") is None]
+    if no_seed:
+        report.warning("no seed in prompts.json for " + ", ".join(no_seed))
+    return data
+
+
+def _check_lora(zf: zipfile.ZipFile, names: list[str], report: VerifyReport) -> None:
+    loras = [n for n in names if n.lower().endswith(".safetensors")]
+    if not loras:
+        report.error("no LoRA .safetensors file in the bundle: the challenge requires the trained LoRA")
+        return
+    for name in loras:
+        try:
+            with zf.open(name) as stream:
+                header = read_safetensors_header(stream, zf.getinfo(name).file_size)
+        except ValueError as exc:
+            report.error(f"{name} is not a loadable safetensors file: {exc}")
+            continue
+        problem = lora_tensor_problem(header)
+        if problem:
+            report.error(f"{name} is not a LoRA: {problem}")
+
+
+def _check_preview(zf: zipfile.ZipFile, names: list[str], prompts: dict | None, images: dict, report: VerifyReport) -> None:
+    reasons = []
+    if PREVIEW_MARKER in names:
+        reasons.append(PREVIEW_MARKER)
+    if prompts is not None and prompts.get("preview") is True:
+        reasons.append("prompts.json says preview")
+    marked = [n for n, im in sorted(images.items()) if getattr(im, "text", {}).get("kolorsc:preview") == "true"]
+    if marked:
+        reasons.append(f"{len(marked)} image(s) marked kolorsc:preview")
+    if reasons:
+        report.error("this is a PREVIEW bundle (drafts, not Kolors renders), not a valid submission: " + "; ".join(reasons))
+
+
+def _check_gate(zf: zipfile.ZipFile, names: list[str], images: dict, scorer, report: VerifyReport) -> None:
+    t = report.threshold
+    if scorer is not None:
+        if not images:
+            report.error("cannot score: no readable images")
+            return
+        ordered = [images[n].convert("RGB") for n in sorted(images)]
+        scores = [float(s) for s in scorer.score(ordered)]
+        report.aesthetic_mean = sum(scores) / len(scores)
+        report.rescored = True
+        source = f"recomputed from {len(scores)} images"
+    else:
+        if "scores.json" not in names:
+            report.warning("the aesthetic gate could not be checked: no scores.json (run with --rescore)")
+            return
+        try:
+            mean = json.loads(zf.read("scores.json").decode("utf-8")).get("aesthetic_mean")
+        except (ValueError, AttributeError) as exc:
+            report.error(f"scores.json is not valid JSON: {exc}")
+            return
+        if mean is None:
+            report.warning("the aesthetic gate could not be checked: scores.json has no aesthetic score (run with --rescore)")
+            return
+        report.aesthetic_mean = float(mean)
+        source = "from scores.json"
+    if report.aesthetic_mean < t:
+        report.error(f"mean aesthetic score {report.aesthetic_mean:.3f} ({source}) is below the threshold {t}")
+
+
+def verify_bundle(path: Path, *, threshold: float = 6.0, scorer: AestheticScorer | None = None) -> VerifyReport:
+    """Check the bundle at `path`. Raises UsageError when it is missing or not a zip (exit 2);
+    every rule broken is a finding in the report (report.ok is False on any error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"{path}: not a zip file")
+    report = VerifyReport(path=path, threshold=threshold)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()  # CRC of every member
+            if bad is not None:
+                report.error(f"{bad} is corrupt in the zip (CRC mismatch)")
+                return report
+            names = sorted(zf.namelist())
+            unsafe = [n for n in names if n.startswith("/") or ".." in Path(n).parts]
+            if unsafe:
+                report.error("unsafe paths in the zip: " + ", ".join(unsafe))
+            images = _check_images(zf, names, report)
+            prompts = _check_prompts(zf, names, images, report)
+            _check_lora(zf, names, report)
+            if "README.md" not in names:
+                report.warning("README.md (the LoRA's model card) is missing: the challenge asks for a description")
+            _check_preview(zf, names, prompts, images, report)
+            _check_gate(zf, names, images, scorer, report)
+    except (zipfile.BadZipFile, OSError) as exc:
+        report.error(f"the zip cannot be read: {exc}")
+    return report
