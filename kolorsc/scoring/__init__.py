@@ -1,0 +1,38 @@
+"""Scoring: the challenge's aesthetic score, coherence across panels, prompt alignment,
+best-of-N selection and the PASS/FAIL gate. See README.md in this folder.
+
+Importing this package is cheap (no torch/transformers) and registers the scoring models
+(`aesthetic`, `chinese-clip`) in kolorsc.models.REGISTRY.
+"""
+
+from kolorsc.scoring.coherence import Coherence, coherence
+from kolorsc.scoring.loader import Scorers, load_scorers
+from kolorsc.scoring.models import AESTHETIC, CHINESE_CLIP
+from kolorsc.scoring.report import (
+    ImageScore,
+    ScoreReport,
+    gate,
+    score_cache_key,
+    score_images,
+    summarize,
+)
+from kolorsc.scoring.select import TIE_MARGIN, CandidateScore, candidate_coherence, select_best
+
+__all__ = [
+    "AESTHETIC",
+    "CHINESE_CLIP",
+    "CandidateScore",
+    "Coherence",
+    "ImageScore",
+    "ScoreReport",
+    "Scorers",
+    "TIE_MARGIN",
+    "candidate_coherence",
+    "coherence",
+    "gate",
+    "load_scorers",
+    "score_cache_key",
+    "score_images",
+    "select_best",
+    "summarize",
+]

@@ -1,0 +1,84 @@
+"""Read a folder of images the way the challenge's evaluation script does.
+
+The official `evaluate(folder)` averages EVERY file directly in the folder (os.listdir +
+isfile; subfolders are ignored) and opens each with PIL: a stray README or .DS_Store makes it
+crash, and a ninth image changes the mean. kolorsc scores the same set of files, and warns
+about everything that would make the official number differ from what the author expects.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from kolorsc.errors import UsageError
+
+EXPECTED_IMAGES = 8
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    images: tuple[Path, ...]  # files PIL can open, sorted by name
+    not_images: tuple[Path, ...]  # files PIL cannot open: the official script fails on them
+    warnings: tuple[str, ...]
+
+
+def _opens_as_image(path: Path) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False
+
+
+def scan_folder(folder: Path) -> FolderScan:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a folder of images")
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    images = tuple(p for p in files if _opens_as_image(p))
+    not_images = tuple(p for p in files if p not in images)
+    warnings = []
+    for p in not_images:
+        warnings.append(
+            f"{p.name}: not an image; the challenge's script averages every file in the folder "
+            "and would fail on it: remove it from the submission folder"
+        )
+    if images and len(images) != EXPECTED_IMAGES:
+        warnings.append(
+            f"{len(images)} images in {folder}: the challenge scores exactly the {EXPECTED_IMAGES} "
+            "submitted panels, and its script averages every file in the folder"
+        )
+    return FolderScan(images=images, not_images=not_images, warnings=tuple(warnings))
+
+
+def read_prompts(path: Path, images: tuple[Path, ...]) -> list[str]:
+    """Prompts for alignment: a JSON object {file name: prompt}, or one prompt per line in the
+    images' name order."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read prompts ({exc.strerror})") from exc
+    if path.suffix.lower() == ".json":
+        try:
+            mapping = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+        if not isinstance(mapping, dict):
+            raise UsageError(f"{path}: expected a JSON object mapping image file names to prompts")
+        absent = [p.name for p in images if p.name not in mapping]
+        if absent:
+            raise UsageError(f"{path}: no prompt for {', '.join(absent)}")
+        return [str(mapping[p.name]) for p in images]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != len(images):
+        raise UsageError(
+            f"{path}: {len(lines)} prompts for {len(images)} images "
+            "(one non-empty line per image, in file-name order)"
+        )
+    return lines

@@ -1,0 +1,54 @@
+"""Load the scorers from the models directory.
+
+The aesthetic predictor is required (it is the challenge's gate): when its files are absent,
+kolorsc.models.require raises ModelMissingError naming `kolorsc models pull aesthetic`.
+Chinese-CLIP is optional: without it `alignment` is None and alignment is reported as not
+computed, with `kolorsc models pull chinese-clip` as the way to get it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kolorsc.models import missing_files, require
+from kolorsc.scoring.models import AESTHETIC, CHINESE_CLIP
+
+ALIGNMENT_MISSING_NOTE = (
+    "alignment not computed: Chinese-CLIP is not in the models directory "
+    f"(run `kolorsc models pull {CHINESE_CLIP.name}`)"
+)
+
+
+@dataclass
+class Scorers:
+    aesthetic: object  # AestheticScorer
+    alignment: object | None  # AlignmentScorer, or None when Chinese-CLIP is absent
+    device: str
+
+    @property
+    def identity(self) -> dict:
+        """Everything that decides the numbers; part of every score's cache key."""
+        return {
+            "aesthetic": self.aesthetic.identity,
+            "alignment": self.alignment.identity if self.alignment is not None else None,
+        }
+
+    @property
+    def alignment_note(self) -> str | None:
+        return None if self.alignment is not None else ALIGNMENT_MISSING_NOTE
+
+
+def load_scorers(models_dir: Path, device: str | None = None) -> Scorers:
+    """Load the aesthetic predictor (required) and Chinese-CLIP (when present) on one device."""
+    from kolorsc.scoring.aesthetic import AestheticScorer, pick_device
+
+    folder = require(AESTHETIC.name, Path(models_dir))
+    device = pick_device(device)
+    aesthetic = AestheticScorer(folder, device=device)
+    alignment = None
+    if not missing_files(CHINESE_CLIP, Path(models_dir)):
+        from kolorsc.scoring.alignment import AlignmentScorer
+
+        alignment = AlignmentScorer(CHINESE_CLIP.folder(Path(models_dir)), device=device)
+    return Scorers(aesthetic=aesthetic, alignment=alignment, device=device)

@@ -1,0 +1,111 @@
+"""`kolorsc score DIR`: score a folder like the challenge's script, and say it in words/JSON.
+
+The library builds the text and the JSON; cli.py only prints them and picks the exit code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kolorsc.errors import UsageError
+from kolorsc.scoring.folder import FolderScan, read_prompts, scan_folder
+from kolorsc.scoring.report import ScoreReport, gate
+
+
+@dataclass(frozen=True)
+class FolderResult:
+    folder: Path
+    scan: FolderScan
+    report: ScoreReport
+    threshold: float
+
+    @property
+    def gate(self) -> str:
+        return gate(self.report.aesthetic_mean, self.threshold)
+
+
+def score_folder(
+    folder: Path,
+    models_dir: Path,
+    device: str | None = None,
+    threshold: float = 6.0,
+    prompts: Path | None = None,
+) -> FolderResult:
+    """Scan first (cheap, reports stray files), then load the models and score every image."""
+    from PIL import Image
+
+    from kolorsc.scoring.loader import load_scorers
+    from kolorsc.scoring.report import score_images
+
+    scan = scan_folder(folder)
+    if not scan.images:
+        raise UsageError(f"{folder}: no image files to score")
+    texts = read_prompts(prompts, scan.images) if prompts else None
+    scorers = load_scorers(models_dir, device=device)
+    images = []
+    for path in scan.images:
+        with Image.open(path) as im:
+            im.load()  # the file is closed on leaving; the pixels stay
+            images.append(im)
+    report = score_images(images, texts, scorers)
+    return FolderResult(folder=Path(folder), scan=scan, report=report, threshold=threshold)
+
+
+def _num(x: float | None, fmt: str = "{:.4f}") -> str:
+    return "not computed" if x is None else fmt.format(x)
+
+
+def _alignment_why(rep: ScoreReport) -> str:
+    return rep.note or "give --prompts FILE to compare each image with its prompt"
+
+
+def _gate_why(result: FolderResult) -> str:
+    mean = result.report.aesthetic_mean
+    if mean is None:
+        return "(no aesthetic score)"
+    return f"(mean {mean:.4f} {'>=' if result.gate == 'PASS' else '<'} threshold {result.threshold:g})"
+
+
+def as_text(result: FolderResult) -> str:
+    rep = result.report
+    lines = []
+    for i, (path, s) in enumerate(zip(result.scan.images, rep.images), start=1):
+        extra = f"  alignment {s.alignment:.4f}" if s.alignment is not None else ""
+        lines.append(f"{i:2d}  {path.name:<32} aesthetic {s.aesthetic:.4f}{extra}")
+    coh = rep.coherence
+    outlier = result.scan.images[coh.outlier_panel - 1].name if coh.outlier_panel else None
+    lines += [
+        f"aesthetic mean  {_num(rep.aesthetic_mean)}  over {len(rep.images)} images",
+        f"coherence       mean {_num(coh.mean)}  min {_num(coh.min)}"
+        + (f"  stands out: {outlier}" if outlier else ""),
+        f"alignment mean  {_num(rep.alignment_mean)}" + (f"  ({_alignment_why(rep)})" if rep.alignment_mean is None else ""),
+        f"gate            {result.gate}  {_gate_why(result)}",
+    ]
+    return "\n".join(lines)
+
+
+def as_json(result: FolderResult) -> dict:
+    rep = result.report
+    coh = rep.coherence
+    return {
+        "folder": str(result.folder),
+        "images": [
+            {"file": p.name, "aesthetic": s.aesthetic, "alignment": s.alignment}
+            for p, s in zip(result.scan.images, rep.images)
+        ],
+        "aesthetic_mean": rep.aesthetic_mean,
+        "threshold": result.threshold,
+        "gate": result.gate,
+        "coherence": {
+            "mean": coh.mean,
+            "min": coh.min,
+            "outlier": result.scan.images[coh.outlier_panel - 1].name if coh.outlier_panel else None,
+            "matrix": [list(r) for r in coh.matrix],
+        },
+        "alignment_mean": rep.alignment_mean,
+        "note": rep.note,
+        "not_images": [p.name for p in result.scan.not_images],
+        "warnings": list(result.scan.warnings),
+        "scorer": rep.scorer,
+    }
