@@ -3,3 +3,21 @@
 from __future__ import annotations
 
 from kolorsc.engines.base import Engine, LoraWeights, RenderJob  # noqa: F401
+from kolorsc.errors import UsageError
+
+ENGINES = ("preview", "kolors")
+
+
+def get_engine(name: str, **options) -> Engine:
+    """A new engine by name. Options (models_dir, device, ...) go to its constructor.
+
+    The kolors engine is imported only when asked for: it pulls in torch and diffsynth."""
+    if name == "preview":
+        from kolorsc.engines.preview import PreviewEngine
+
+        return PreviewEngine(**options)
+    if name == "kolors":
+        from kolorsc.engines.kolors import KolorsEngine
+
+        return KolorsEngine(**options)
+    raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")

@@ -1,0 +1,309 @@
+"""The content-addressed build cache: every node's output stored under the node's key.
+
+Layout (under `paths.cache_dir()`):
+
+    objects/ab/<key>        the output bytes (write-once)
+    objects/ab/<key>.json   sidecar: sha256 and size of the bytes, node id and kind
+    locks/ab/<key>.lock     per-key lock file (fcntl.flock): one builder computes a key
+    store.lock              builds hold it shared, `gc` holds it exclusive
+
+Why a sidecar: reading an entry re-hashes the bytes and compares with the sidecar, so a
+truncated or bit-flipped object is caught. Writes go to a temp file in the same folder,
+are fsynced, then `os.replace`d (data first, sidecar last): an interrupted build leaves at
+worst data without a sidecar, which every reader treats as a miss. A corrupt entry is
+deleted and reported as a miss with its reason, never trusted and never a crash.
+
+Locks use POSIX `fcntl.flock` (Linux, macOS); the lock files themselves are never deleted
+while the store is shared, because deleting a flock'd file lets a second locker in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kolorsc import paths
+
+_CHUNK = 1 << 20
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_copy_file(src: Path, path: Path) -> None:
+    """Copy `src` to `path` atomically (temp file in the destination folder, fsync, replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, open(src, "rb") as s:
+            shutil.copyfileobj(s, f, _CHUNK)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A verified cache entry."""
+
+    key: str
+    path: Path  # the output bytes
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Result of looking a key up: `entry` when present and verified, else why it is a miss."""
+
+    entry: Entry | None
+    reason: str | None = None  # "missing" or "corrupt: <what>"
+
+    @property
+    def hit(self) -> bool:
+        return self.entry is not None
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    path: Path
+    entries: int
+    size: int  # bytes of outputs
+
+
+@dataclass(frozen=True)
+class GcReport:
+    removed: int
+    freed: int  # bytes
+    kept: int
+    dry_run: bool
+
+
+class Cache:
+    def __init__(self, root: str | Path | None = None):
+        self.root = paths.cache_dir(root)
+        self.objects = self.root / "objects"
+        self.locks = self.root / "locks"
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def object_path(self, key: str) -> Path:
+        return self.objects / key[:2] / key
+
+    def sidecar_path(self, key: str) -> Path:
+        return self.objects / key[:2] / f"{key}.json"
+
+    # -- reading --------------------------------------------------------------------------
+
+    def lookup(self, key: str, verify: bool = True) -> Lookup:
+        """Find `key`; with `verify`, re-hash the bytes. A corrupt entry is deleted: a miss."""
+        meta = self._read_sidecar(key)
+        if meta is None:
+            return Lookup(None, "missing")
+        obj = self.object_path(key)
+        problem = self._check(obj, meta, verify)
+        if problem:
+            self.discard(key)
+            return Lookup(None, f"corrupt: {problem}")
+        return Lookup(Entry(key, obj, meta["sha256"], meta["size"]))
+
+    def get(self, key: str) -> Entry | None:
+        return self.lookup(key).entry
+
+    def read_bytes(self, key: str) -> bytes | None:
+        """The verified bytes of `key` (one read, hashed in memory), or None on a miss."""
+        meta = self._read_sidecar(key)
+        if meta is None:
+            return None
+        try:
+            data = self.object_path(key).read_bytes()
+        except FileNotFoundError:
+            self.discard(key)
+            return None
+        if sha256_bytes(data) != meta["sha256"]:
+            self.discard(key)
+            return None
+        return data
+
+    def _read_sidecar(self, key: str) -> dict | None:
+        try:
+            meta = json.loads(self.sidecar_path(key).read_text("utf-8"))
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError):
+            self.discard(key)  # an unreadable sidecar is a corrupt entry
+            return None
+        if not isinstance(meta, dict) or "sha256" not in meta or "size" not in meta:
+            self.discard(key)
+            return None
+        return meta
+
+    @staticmethod
+    def _check(obj: Path, meta: dict, verify: bool) -> str | None:
+        try:
+            size = obj.stat().st_size
+        except FileNotFoundError:
+            return "output file missing"
+        if size != meta["size"]:
+            return f"size {size} != recorded {meta['size']}"
+        if verify and sha256_file(obj) != meta["sha256"]:
+            return "content hash mismatch"
+        return None
+
+    # -- writing --------------------------------------------------------------------------
+
+    def put_bytes(self, key: str, data: bytes, node: str = "", kind: str = "") -> Entry:
+        digest = sha256_bytes(data)
+        atomic_write_bytes(self.object_path(key), data)
+        return self._commit(key, digest, len(data), node, kind)
+
+    def put_file(self, key: str, src: Path, node: str = "", kind: str = "") -> Entry:
+        """Store a file made elsewhere (a trained LoRA); the cache keeps its own copy."""
+        dst = self.object_path(key)
+        atomic_copy_file(Path(src), dst)
+        return self._commit(key, sha256_file(dst), dst.stat().st_size, node, kind)
+
+    def _commit(self, key: str, digest: str, size: int, node: str, kind: str) -> Entry:
+        # The sidecar is written last: until it exists the entry does not exist.
+        meta = {"sha256": digest, "size": size, "node": node, "kind": kind}
+        atomic_write_bytes(self.sidecar_path(key), json.dumps(meta, sort_keys=True).encode())
+        return Entry(key, self.object_path(key), digest, size)
+
+    def discard(self, key: str) -> None:
+        for p in (self.sidecar_path(key), self.object_path(key)):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+    # -- locking --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock_keys(self, keys: Iterable[str]) -> Iterator[None]:
+        """Hold exclusive locks on `keys` (taken in sorted order, so two builders never deadlock).
+
+        A second build that needs the same keys waits here, then finds them in the cache."""
+        files = []
+        try:
+            for key in sorted(set(keys)):
+                path = self.locks / key[:2] / f"{key}.lock"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                f = open(path, "a+b")
+                files.append(f)
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            yield
+        finally:
+            for f in reversed(files):
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                f.close()
+
+    @contextlib.contextmanager
+    def store_lock(self, exclusive: bool = False) -> Iterator[None]:
+        """Builds hold the store shared; `gc` holds it exclusive so it never deletes mid-build."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "store.lock", "a+b") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def keys(self) -> Iterator[str]:
+        if not self.objects.is_dir():
+            return
+        for sub in sorted(self.objects.iterdir()):
+            for side in sorted(sub.glob("*.json")):
+                yield side.name[: -len(".json")]
+
+    def info(self) -> CacheInfo:
+        entries = size = 0
+        for key in self.keys():
+            meta = self._read_sidecar(key)
+            if meta is not None:
+                entries += 1
+                size += int(meta["size"])
+        return CacheInfo(self.root, entries, size)
+
+    def gc(self, keep: set[str], older_than_days: float, dry_run: bool = False) -> GcReport:
+        """Remove entries not in `keep` whose output was last written or used over N days ago.
+
+        Entries referenced by a kept lock file always stay; so do recent ones (another
+        story's build may need them soon). Temp files of interrupted writes older than a
+        day and data files without a sidecar are removed too."""
+        cutoff = time.time() - older_than_days * 86400
+        removed = freed = kept = 0
+        with self.store_lock(exclusive=True):
+            for key in list(self.keys()):
+                obj = self.object_path(key)
+                try:
+                    st = obj.stat()
+                    # mtime, not atime: builds touch() what they use, and atime depends
+                    # on mount options (noatime, relatime)
+                    mtime, size = st.st_mtime, st.st_size
+                except FileNotFoundError:
+                    mtime, size = 0.0, 0
+                if key in keep or mtime >= cutoff:
+                    kept += 1
+                    continue
+                removed += 1
+                freed += size
+                if not dry_run:
+                    self.discard(key)
+            if not dry_run:
+                self._sweep_orphans(time.time() - 86400)
+        return GcReport(removed, freed, kept, dry_run)
+
+    def _sweep_orphans(self, cutoff: float) -> None:
+        if not self.objects.is_dir():
+            return
+        for sub in self.objects.iterdir():
+            for p in sub.iterdir():
+                orphan = p.name.endswith(".tmp") or (
+                    not p.name.endswith(".json") and not (sub / f"{p.name}.json").exists()
+                )
+                if orphan and p.stat().st_mtime < cutoff:
+                    with contextlib.suppress(FileNotFoundError):
+                        p.unlink()
+
+    def touch(self, key: str) -> None:
+        """Mark an entry as used now, so age-based gc keeps what builds still read."""
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.object_path(key))

@@ -1,0 +1,128 @@
+"""The `preview` engine: deterministic draft panels, no model, for authoring on any laptop.
+
+A draft shows the panel number, caption, compiled prompt and negative (wrapped), the seed
+and settings, over a background derived from the seed, with a "PREVIEW — not a Kolors
+render" band top and bottom so it can never pass for a real image.
+
+Size: the draft keeps the panel's aspect ratio but is drawn at 512 px on the long side
+(PREVIEW_LONG_SIDE), not at the panel's full size: drawing 1024² text panels costs four
+times the pixels for nothing an author needs. The real size is printed on the draft.
+
+Determinism: same panel and seed -> identical pixels (the font is the one shipped with
+kolorsc; Pillow draws without randomness); the runner encodes PNGs without timestamps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from kolorsc import fonts
+from kolorsc.engines.base import Engine, LoraWeights, Progress, RenderJob
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+PREVIEW_VERSION = "1"
+PREVIEW_LONG_SIDE = 512
+MARK = "PREVIEW — not a Kolors render · 预览草图"
+
+
+class PreviewEngine(Engine):
+    name = "preview"
+    preview = True
+
+    def __init__(self, long_side: int = PREVIEW_LONG_SIDE, **_ignored):
+        # Options meant for other engines (models_dir, device) are accepted and ignored,
+        # so the CLI can pass the same options whatever the engine.
+        self.long_side = long_side
+
+    def identity(self) -> dict:
+        return {"name": self.name, "version": PREVIEW_VERSION, "long_side": self.long_side}
+
+    def render(
+        self,
+        jobs: Sequence[RenderJob],
+        lora: LoraWeights | None,
+        progress: Progress | None = None,
+    ) -> Iterator[tuple[RenderJob, "Image"]]:
+        for done, job in enumerate(jobs, 1):
+            image = draw_preview(job, self.long_side)
+            if progress:
+                progress(done, len(jobs), f"panel {job.panel.index:02d}")
+            yield job, image
+
+
+def draft_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    scale = long_side / max(width, height)
+    return max(64, round(width * scale)), max(64, round(height * scale))
+
+
+def background(seed: int, size: tuple[int, int]) -> "Image":
+    """A vertical gradient between two soft colours taken from the hash of the seed."""
+    from PIL import Image
+
+    h = hashlib.sha256(f"kolorsc-preview-{seed}".encode()).digest()
+    top = tuple(150 + b % 90 for b in h[0:3])
+    bottom = tuple(150 + b % 90 for b in h[3:6])
+    column = Image.new("RGB", (1, 256))
+    column.putdata([tuple(round(t + (b - t) * y / 255) for t, b in zip(top, bottom)) for y in range(256)])
+    return column.resize(size, Image.Resampling.BILINEAR)
+
+
+def draw_preview(job: RenderJob, long_side: int = PREVIEW_LONG_SIDE) -> "Image":
+    from PIL import ImageDraw
+
+    p = job.panel
+    w, h = draft_size(p.width, p.height, long_side)
+    image = background(job.seed, (w, h))
+    draw = ImageDraw.Draw(image)
+    unit = max(10, round(min(w, h) / 34))
+    margin = unit
+    ink, faint = (20, 20, 28), (60, 60, 70)
+
+    # 1. The preview mark, top and bottom: it must survive any crop of the storyboard.
+    band = unit * 2
+    for y0 in (0, h - band):
+        draw.rectangle((0, y0, w, y0 + band), fill=(200, 30, 40))
+        draw.text((margin, y0 + band / 2), MARK, font=fonts.pil_font(unit), fill=(255, 255, 255), anchor="lm")
+
+    # 2. Panel number and caption, large.
+    y = band + margin
+    draw.text((margin, y), f"#{p.index:02d}", font=fonts.pil_font(unit * 3), fill=ink)
+    y += unit * 3 + unit // 2
+    y = _paragraph(draw, p.caption, unit * 2, (margin, y), w - 2 * margin, ink, max_lines=2)
+
+    # 3. Prompt and negative, wrapped, as much as fits above the settings line.
+    settings = f"seed {job.seed} · steps {p.steps} · cfg {p.cfg:g} · {p.width}×{p.height}"
+    if p.refine is not None:
+        settings += f" · refine ×{p.refine.scale:g} @ {p.refine.strength:g}"
+    bottom = h - band - margin - unit * 2
+    room = max(1, (bottom - y) // round(unit * 1.25))
+    neg_lines = max(1, room // 3)
+    y += unit // 2
+    y = _paragraph(draw, f"prompt: {p.prompt}", unit, (margin, y), w - 2 * margin, ink, max_lines=room - neg_lines - 1)
+    y = _paragraph(draw, f"negative: {p.negative or '—'}", unit, (margin, y + unit // 2), w - 2 * margin, faint,
+                   max_lines=neg_lines)
+
+    # 4. Settings, always at the same place.
+    draw.text((margin, bottom), settings, font=fonts.pil_font(unit), fill=ink)
+    return image
+
+
+def _paragraph(draw, text: str, size: int, at: tuple[int, int], width: int, fill, max_lines: int) -> int:
+    """Draw wrapped text (CJK breaks anywhere), at most `max_lines` lines; returns the next y."""
+    x, y = at
+    lines = fonts.wrap_pil(text, size, width)
+    if max_lines < 1:
+        return y
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: max(0, len(lines[-1]) - 1)] + "…"
+    font = fonts.pil_font(size)
+    step = round(size * 1.25)
+    for line in lines:
+        draw.text((x, y), line, font=font, fill=fill)
+        y += step
+    return y

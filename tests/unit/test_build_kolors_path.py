@@ -1,0 +1,97 @@
+"""The non-preview path of the build (what `--engine kolors` takes) without Kolors weights:
+an engine that draws drafts but presents itself as a real engine, a style with a LoRA file,
+and the scoring wiring with and without the (tiny, real) aesthetic predictor."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from kolorsc import api, lockfile
+from kolorsc.lockfile import lock_path
+from kolorsc.scoring import TIE_MARGIN
+
+from _build_fixtures import RealishEngine, edit, make_project, story_path
+
+STORY = "hero-dragon"  # style fairytale-3d: `lora.path: ../loras/fairytale-3d.safetensors`
+
+
+@pytest.fixture
+def project(tmp_path):
+    project = make_project(tmp_path / "project", stories=(STORY,))
+    (project / "loras").mkdir()
+    (project / "loras" / "fairytale-3d.safetensors").write_bytes(b"lora weights v1" * 100)
+    return project
+
+
+def build(project, tmp_path, engine, models):
+    return api.build([story_path(project, STORY)], engine=engine, cache_dir=tmp_path / "cache",
+                     models_dir=models)
+
+
+def test_lora_file_and_missing_scorer_weights(project, tmp_path):
+    models = tmp_path / "models"  # empty: no scorer weights
+    engine = RealishEngine()
+    summary = build(project, tmp_path, engine, models)
+    assert summary.exit_code == 0, summary.to_json()
+    report = summary.outcomes[0].report
+    lora = engine.loras[0]
+    assert lora.scale == 1.5 and lora.key == report.plan.node("lora").key
+    assert lora.path.read_bytes() == b"lora weights v1" * 100  # the cache's own copy
+    assert report.result.scores.aesthetic_mean is None
+    assert report.result.scores.note == "not computed: run `kolorsc models pull aesthetic`"
+    assert [pr.chosen.seed for pr in report.result.panels] == [p.seed for p in report.plan.panels]
+
+    out = project / "build" / STORY
+    scores = json.loads((out / "scores.json").read_bytes())
+    assert "not computed" in json.dumps(scores, ensure_ascii=False)
+    bundle = next(out.glob("*.zip"))
+    with zipfile.ZipFile(io.BytesIO(bundle.read_bytes())) as z:
+        assert any(n.endswith(".safetensors") for n in z.namelist())
+    lock = lockfile.read(lock_path(story_path(project, STORY)))
+    assert all(lock.nodes[n.id].output is None for n in report.plan.of_kind("score"))
+
+    # next build: nothing rendered; the scores say why they run again
+    plan = api.plan(story_path(project, STORY), engine=RealishEngine(), cache_dir=tmp_path / "cache",
+                    models_dir=models)
+    assert plan.node("lora").status == "cached"
+    assert plan.node("score/01/seed-101").why == ["not computed in the last build (scorer weights missing)"]
+    again = RealishEngine()
+    assert build(project, tmp_path, again, models).exit_code == 0 and again.rendered == []
+
+    # a new LoRA file re-renders every panel, and says why
+    (project / "loras" / "fairytale-3d.safetensors").write_bytes(b"lora weights v2" * 100)
+    plan = api.plan(story_path(project, STORY), engine=RealishEngine(), cache_dir=tmp_path / "cache",
+                    models_dir=models)
+    assert plan.node("lora").why == ["LoRA file changed"]
+    assert plan.node("render/03/seed-103").why == ["style changed (LoRA)"]
+
+
+def test_scores_and_best_of_n_with_a_tiny_real_predictor(project, tmp_path):
+    from _scoring_fixtures import make_aesthetic_model
+
+    models = tmp_path / "models"
+    make_aesthetic_model(models)
+    edit(story_path(project, STORY), "  seed: 100\n", "  seed: 100\n  candidates: 2\n")
+    engine = RealishEngine()
+    summary = build(project, tmp_path, engine, models)
+    assert summary.exit_code == 0, summary.to_json()
+    assert len(engine.rendered) == 16
+    result = summary.outcomes[0].report.result
+    assert result.scores.aesthetic_mean is not None and result.scores.note is None
+    for pr in result.panels:
+        values = [c.aesthetic for c in pr.candidates]
+        assert len(values) == 2 and None not in values
+        assert pr.chosen.aesthetic >= max(values) - TIE_MARGIN - 1e-9
+        assert all(c.coherence is not None for c in pr.candidates)
+    chosen = [pr.chosen.aesthetic for pr in result.panels]
+    assert result.scores.aesthetic_mean == pytest.approx(sum(chosen) / len(chosen))
+
+    # scores are cached: a second build scores nothing and chooses the same candidates
+    again = build(project, tmp_path, RealishEngine(), models)
+    report = again.outcomes[0].report
+    assert report.ran == {} and [pr.chosen.seed for pr in report.result.panels] == [
+        pr.chosen.seed for pr in result.panels]
