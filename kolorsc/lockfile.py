@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kolorsc import __version__
-from kolorsc.cache import atomic_write_bytes
+from kolorsc.atomic import atomic_write_bytes
 
 LOCKFILE_VERSION = 1
 

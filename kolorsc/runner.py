@@ -33,12 +33,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kolorsc import paths
-from kolorsc.cache import Cache, atomic_copy_file, atomic_write_bytes, sha256_bytes, sha256_file
+from kolorsc import lockfile, paths
+from kolorsc.atomic import atomic_copy_file, atomic_write_bytes
+from kolorsc.cache import Cache, sha256_bytes, sha256_file
 from kolorsc.engines.base import Engine, LoraWeights, RenderJob
 from kolorsc.errors import BuildError, EngineError, KolorscError, ModelMissingError
 from kolorsc.lockfile import LockEntry, LockFile, lock_path
-from kolorsc import lockfile
 from kolorsc.plan import CACHED, SKIPPED, LoraSource, Node, Plan, make_plan, resolve
 from kolorsc.prompts import Panel
 from kolorsc.results import Candidate, LoraResult, PanelResult, Scores, StoryResult

@@ -34,6 +34,7 @@ LAYERS = [
     ("kolorsc.spec", 1),
     ("kolorsc.errors", 0),
     ("kolorsc.paths", 0),
+    ("kolorsc.atomic", 0),
     ("kolorsc", 0),  # the package itself: __version__ only
 ]
 

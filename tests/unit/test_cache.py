@@ -9,7 +9,8 @@ import time
 import pytest
 
 from kolorsc import api, lockfile
-from kolorsc.cache import Cache, atomic_write_bytes, sha256_bytes
+from kolorsc.atomic import atomic_write_bytes
+from kolorsc.cache import Cache, sha256_bytes
 from kolorsc.errors import UsageError
 from kolorsc.lockfile import LockEntry, LockFile
 
@@ -83,6 +84,16 @@ def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
         atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_atomic_write_honours_the_umask(tmp_path):
+    """mkstemp makes 0600 files; outputs are meant to be shared, like a plain open() would make them."""
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "storyboard.png", b"png")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "storyboard.png").stat().st_mode & 0o777 == 0o644
 
 
 def test_key_lock_makes_a_second_builder_wait(tmp_path):

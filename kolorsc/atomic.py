@@ -1,0 +1,77 @@
+"""Atomic file writes: readers see the old file or the new one, never half of either.
+
+The one implementation every module uses (cache, outputs, LoRA files, lock files...).
+A temp file in the destination folder is written, fsynced and renamed over the target,
+so a build killed mid-write leaves at most a stray `.tmp` that nothing trusts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+_CHUNK = 1 << 20
+
+
+def _default_mode() -> int:
+    # mkstemp creates 0600; outputs are meant to be shared, so honour the umask like open() does.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
+    """Yield a binary file; on normal exit it replaces `path`, on error it vanishes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _default_mode() if mode is None else mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    with atomic_open(path, mode) as f:
+        f.write(data)
+
+
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode)
+
+
+def atomic_copy_file(src: Path, path: Path, mode: int | None = None) -> None:
+    with atomic_open(path, mode) as f, open(src, "rb") as s:
+        shutil.copyfileobj(s, f, _CHUNK)
+
+
+def atomic_write_with(path: Path, writer: Callable[[Path], None], mode: int | None = None) -> None:
+    """For libraries that insist on writing a path themselves (safetensors.save_file, torch.save):
+    `writer(tmp_path)` writes the temp file, which is then fsynced and renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(Path(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, _default_mode() if mode is None else mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
