@@ -133,6 +133,9 @@ def _write_new(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a story is meant to be shared
         os.link(tmp, path)  # fails with FileExistsError instead of overwriting
     except FileExistsError:
         raise UsageError(f"{path} already exists; refusing to overwrite it") from None
