@@ -1,0 +1,300 @@
+"""LoRA files: read kohya-style and diffsynth checkpoints, write kohya-style, check fit.
+
+In memory a LoRA is a dict of `LoraLayer`s keyed by diffsynth `SDXLUNet` module names
+("blocks.7.transformer_blocks.0.attn1.to_q"). The Kolors engine merges it exactly as
+diffsynth's `load_lora` does: W += scale * up @ down.
+
+On disk kolorsc writes the kohya format that ComfyUI and diffusers load for
+SDXL-architecture UNets: `lora_unet_<LDM module path with _>.lora_down.weight`,
+`.lora_up.weight` and a scalar `.alpha`. ComfyUI builds those names from the LDM state dict
+(`comfy/lora.py` model_lora_keys_unet: "lora_unet_" + key without "diffusion_model." and
+".weight", dots as underscores); diffusers maps the same `input_blocks/middle_block/
+output_blocks` names (`_maybe_map_sgm_blocks_to_diffusers`). The diffsynth <-> LDM module
+mapping is read from diffsynth's own converter table (`SDXLUNetStateDictConverter.
+from_civitai`), not written by hand, so it follows whatever diffsynth loads.
+
+torch, safetensors and diffsynth are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import json
+import os
+import tempfile
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kolorsc.errors import EngineError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+KOHYA_PREFIX = "lora_unet_"
+_LDM_PREFIX = "model.diffusion_model."
+
+
+@dataclass
+class LoraLayer:
+    down: Tensor  # [rank, in_features] (conv: [rank, in, kh, kw])
+    up: Tensor  # [out_features, rank] (conv: [out, rank, 1, 1])
+    alpha: float | None = None  # kohya's alpha; None when the file has none (diffsynth)
+
+    @property
+    def rank(self) -> int:
+        return int(self.down.shape[0])
+
+    def delta(self, scale: float = 1.0, use_alpha: bool = False) -> Tensor:
+        """The weight change: scale * up @ down, times alpha/rank when use_alpha (kohya's meaning)."""
+        import torch
+
+        factor = scale * (self.alpha / self.rank if use_alpha and self.alpha is not None else 1.0)
+        up, down = self.up.float(), self.down.float()
+        if down.dim() == 4:  # conv LoRA: 1x1 up over a k x k down
+            return factor * torch.einsum("or,rihw->oihw", up.flatten(1), down)
+        return factor * (up @ down)
+
+
+@dataclass
+class LoraFile:
+    layers: dict[str, LoraLayer]
+    rank: int
+    metadata: dict[str, str] = field(default_factory=dict)
+    format: str = "kohya"  # "kohya" or "diffsynth"
+
+
+# --- names -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def ldm_module_names() -> dict[str, str]:
+    """diffsynth module name -> LDM module name (no prefix, no .weight), from diffsynth's table.
+
+    The table is a dict literal inside `from_civitai`; reading it with `ast` keeps kolorsc's
+    mapping identical to the one diffsynth uses to load LDM (civitai/ComfyUI) checkpoints.
+    """
+    from diffsynth.models.sdxl_unet import SDXLUNetStateDictConverter
+
+    source = textwrap.dedent(inspect.getsource(SDXLUNetStateDictConverter.from_civitai))
+    table = None
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "rename_dict":
+            table = ast.literal_eval(node.value)
+    if not table:  # pragma: no cover - only if diffsynth changes its converter
+        raise EngineError("diffsynth's SDXL UNet converter has no rename table: kolorsc cannot name LoRA layers")
+    names = {}
+    for ldm, ours in table.items():
+        if ldm.endswith(".weight") and ldm.startswith(_LDM_PREFIX):
+            names[ours[: -len(".weight")]] = ldm[len(_LDM_PREFIX) : -len(".weight")]
+    return names
+
+
+@functools.lru_cache(maxsize=1)
+def _from_kohya() -> dict[str, str]:
+    return {kohya_key(m): m for m in ldm_module_names()}
+
+
+def kohya_key(module: str) -> str:
+    """diffsynth module name -> kohya key stem, e.g. lora_unet_input_blocks_4_1_..._attn1_to_q."""
+    try:
+        ldm = ldm_module_names()[module]
+    except KeyError:
+        raise EngineError(f"UNet module '{module}' has no LDM name in diffsynth's table: cannot export it") from None
+    return KOHYA_PREFIX + ldm.replace(".", "_")
+
+
+def diffsynth_module(key: str) -> str:
+    """kohya key stem -> diffsynth module name."""
+    try:
+        return _from_kohya()[key]
+    except KeyError:
+        raise EngineError(f"LoRA key '{key}' names no layer of the SDXL/Kolors UNet") from None
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def read_lora(path: Path) -> LoraFile:
+    """Read a kohya-style safetensors or a diffsynth checkpoint (.ckpt / .pt / .safetensors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EngineError(f"LoRA file not found: {path}")
+    tensors, metadata = _load_tensors(path)
+    if any(k.startswith(KOHYA_PREFIX) for k in tensors):
+        layers = _layers_from_kohya(tensors, path)
+        fmt = "kohya"
+    elif any(".lora_A." in k for k in tensors):
+        layers = _layers_from_peft(tensors, path, metadata)
+        fmt = "diffsynth"
+    else:
+        raise EngineError(f"{path}: not a LoRA kolorsc can read (no lora_unet_* or *.lora_A.* keys)")
+    if not layers:
+        raise EngineError(f"{path}: the file holds no LoRA layer")
+    ranks = {layer.rank for layer in layers.values()}
+    return LoraFile(layers=layers, rank=max(ranks), metadata=metadata, format=fmt)
+
+
+def _load_tensors(path: Path) -> tuple[dict, dict[str, str]]:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+            return tensors, dict(f.metadata() or {})
+    import torch
+
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickles with code, truncated files...
+        raise EngineError(f"{path}: cannot read as a weights-only checkpoint ({exc})") from exc
+    if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
+        data = data["state_dict"]  # a Lightning checkpoint that kept its envelope
+    if not isinstance(data, dict):
+        raise EngineError(f"{path}: expected a dict of tensors, found {type(data).__name__}")
+    return {k: v for k, v in data.items() if hasattr(v, "shape")}, {}
+
+
+def _layers_from_kohya(tensors: dict, path: Path) -> dict[str, LoraLayer]:
+    layers = {}
+    for key, down in tensors.items():
+        if not key.endswith(".lora_down.weight") or not key.startswith(KOHYA_PREFIX):
+            continue
+        stem = key[: -len(".lora_down.weight")]
+        up = tensors.get(stem + ".lora_up.weight")
+        if up is None:
+            raise EngineError(f"{path}: {stem} has lora_down but no lora_up")
+        alpha = tensors.get(stem + ".alpha")
+        layers[diffsynth_module(stem)] = LoraLayer(down=down, up=up, alpha=float(alpha) if alpha is not None else None)
+    return layers
+
+
+def _layers_from_peft(tensors: dict, path: Path, metadata: dict[str, str]) -> dict[str, LoraLayer]:
+    alpha = float(metadata["lora_alpha"]) if "lora_alpha" in metadata else None
+    layers = {}
+    for key, down in tensors.items():
+        if ".lora_A." not in key:
+            continue
+        module, _, rest = key.partition(".lora_A.")
+        up = tensors.get(f"{module}.lora_B.{rest}")
+        if up is None:
+            raise EngineError(f"{path}: {module} has lora_A but no lora_B")
+        for prefix in ("pipe.unet.", "unet."):  # a Lightning checkpoint names the module's attribute
+            module = module.removeprefix(prefix)
+        layers[module] = LoraLayer(down=down, up=up, alpha=alpha)
+    return layers
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def write_kohya(path: Path, layers: dict[str, LoraLayer], metadata: dict[str, Any] | None = None) -> Path:
+    """Write kohya-style safetensors atomically. Metadata values become strings (JSON for non-str)."""
+    tensors = {}
+    for module, layer in sorted(layers.items()):
+        stem = kohya_key(module)
+        tensors[f"{stem}.lora_down.weight"] = layer.down
+        tensors[f"{stem}.lora_up.weight"] = layer.up
+        alpha = layer.alpha if layer.alpha is not None else float(layer.rank)  # kohya: none means alpha = rank
+        tensors[f"{stem}.alpha"] = _scalar(alpha)
+    return _save_atomic(path, tensors, metadata)
+
+
+def write_diffsynth(path: Path, layers: dict[str, LoraLayer], metadata: dict[str, Any] | None = None) -> Path:
+    """Write diffsynth's own names (peft: `<module>.lora_A.default.weight`) as safetensors."""
+    tensors = {}
+    for module, layer in sorted(layers.items()):
+        tensors[f"{module}.lora_A.default.weight"] = layer.down
+        tensors[f"{module}.lora_B.default.weight"] = layer.up
+    return _save_atomic(path, tensors, metadata)
+
+
+def _scalar(value: float) -> Tensor:
+    import torch
+
+    return torch.tensor(float(value), dtype=torch.float32)
+
+
+def _save_atomic(path: Path, tensors: dict, metadata: dict[str, Any] | None) -> Path:
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True, ensure_ascii=False)
+              for k, v in (metadata or {}).items()}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=header)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a LoRA is meant to be shared
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+# --- checking ----------------------------------------------------------------------------
+
+
+def unet_module_shapes(unet) -> dict[str, tuple[int, ...]]:
+    """Weight shapes of a UNet's Linear / Conv2d modules by module name (peft wrappers unwrapped)."""
+    import torch
+
+    shapes = {}
+    for name, module in unet.named_modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+            name = name.replace(".base_layer", "")
+            if ".lora_" in name:
+                continue
+            shapes[name] = tuple(module.weight.shape)
+    return shapes
+
+
+def check_fits(layers: dict[str, LoraLayer], unet_module_shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """Every way the LoRA does not fit the UNet, as messages; empty when it fits."""
+    problems = []
+    for module, layer in sorted(layers.items()):
+        shape = unet_module_shapes.get(module)
+        if shape is None:
+            problems.append(f"{module}: no such layer in the base model's UNet")
+            continue
+        out_features, in_features = shape[0], shape[1]
+        if layer.up.shape[1] != layer.down.shape[0]:
+            problems.append(f"{module}: up is {tuple(layer.up.shape)} but down is {tuple(layer.down.shape)} (ranks differ)")
+        if layer.down.shape[1] != in_features:
+            problems.append(f"{module}: LoRA input size {layer.down.shape[1]} != layer's {in_features}")
+        if layer.up.shape[0] != out_features:
+            problems.append(f"{module}: LoRA output size {layer.up.shape[0]} != layer's {out_features}")
+    return problems
+
+
+def merge_into(unet, layers: dict[str, LoraLayer], scale: float, use_alpha: bool = False) -> None:
+    """W += scale * up @ down in place (diffsynth's load_lora semantic; use_alpha for kohya's)."""
+    import torch
+
+    modules = dict(unet.named_modules())
+    with torch.no_grad():
+        for name, layer in layers.items():
+            weight = modules[name].weight
+            weight += layer.delta(scale, use_alpha).reshape(weight.shape).to(weight.dtype)
+
+
+@functools.lru_cache(maxsize=1)
+def kolors_unet_shapes() -> dict[str, tuple[int, ...]]:
+    """Layer shapes of the full-size Kolors UNet, built on the meta device (no weights, no memory)."""
+    import torch
+    from diffsynth.models.sdxl_unet import SDXLUNet
+
+    with torch.device("meta"):
+        return unet_module_shapes(SDXLUNet(is_kolors=True))
+
+
+def kohya_metadata(rank: int, alpha: float, extra: dict[str, Any] | None = None) -> dict[str, str]:
+    """kohya's header names for a LoRA's size, plus `extra` (values made strings)."""
+    meta = {"ss_network_module": "networks.lora", "ss_network_dim": str(rank), "ss_network_alpha": str(float(alpha))}
+    meta.update({k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in (extra or {}).items()})
+    return meta
