@@ -4,12 +4,25 @@ when they are missing.
 Layout: `<models_dir>/<ModelScope repo id>/...`, the layout modelscope's snapshot_download
 writes. Every loader goes through `require()` so that a missing or half-downloaded model
 fails with one message that names the files and the command that fetches them.
-(`pull`, `verify` and `list` are completed in the Kolors-engine work.)
+
+`pull` downloads with modelscope into a `.partial` folder and moves each file into place only
+once the download has finished, so a half-downloaded file is never taken for a whole one.
+`verify` checks that every file is complete and readable (safetensors headers parse and the
+data length matches; .bin shards open as zip archives and load lazily; index files point at
+shards that exist). `fingerprint` is the cheap identity of a model's files (sizes and headers,
+not a full content hash) that goes into panel cache keys.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import os
+import shutil
+import struct
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kolorsc.errors import ModelMissingError
@@ -54,3 +67,287 @@ def require(name: str, models_dir: Path) -> Path:
             missing=[str(folder / m) for m in missing],
         )
     return spec.folder(models_dir)
+
+
+# --- the Kolors engine's models -------------------------------------------------------------
+
+KOLORS_TEXT_ENCODER_SHARDS = tuple(f"text_encoder/pytorch_model-{i:05d}-of-00007.bin" for i in range(1, 8))
+
+KOLORS = register(
+    ModelSpec(
+        name="kolors",
+        repo="Kwai-Kolors/Kolors",
+        required=(
+            "text_encoder/config.json",
+            "text_encoder/pytorch_model.bin.index.json",
+            *KOLORS_TEXT_ENCODER_SHARDS,
+            "unet/diffusion_pytorch_model.safetensors",
+            "vae/diffusion_pytorch_model.safetensors",
+        ),
+        purpose="Kolors base model: ChatGLM3 text encoder, UNet, VAE",
+    )
+)
+
+VAE_FP16_FIX = register(
+    ModelSpec(
+        name="vae-fp16-fix",
+        repo="AI-ModelScope/sdxl-vae-fp16-fix",
+        required=("diffusion_pytorch_model.safetensors",),
+        purpose="SDXL VAE that stays finite in float16 (low-memory plan, half-precision training)",
+    )
+)
+
+
+def _spec(name: str) -> ModelSpec:
+    if name not in REGISTRY:
+        from kolorsc.errors import UsageError
+
+        raise UsageError(f"unknown model '{name}' (known: {', '.join(sorted(REGISTRY))})")
+    return REGISTRY[name]
+
+
+# --- list ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    name: str
+    repo: str
+    folder: Path
+    purpose: str
+    missing: tuple[str, ...]
+    size_bytes: int  # of the required files that are present
+
+    @property
+    def present(self) -> bool:
+        return not self.missing
+
+
+def list_models(models_dir: Path) -> list[ModelStatus]:
+    """Every registered model and whether its files are present (no content check: see verify)."""
+    out = []
+    for name in sorted(REGISTRY):
+        spec = REGISTRY[name]
+        folder = spec.folder(models_dir)
+        size = sum((folder / rel).stat().st_size for rel in spec.required if (folder / rel).is_file())
+        out.append(ModelStatus(name, spec.repo, folder, spec.purpose, tuple(missing_files(spec, models_dir)), size))
+    return out
+
+
+# --- pull ---------------------------------------------------------------------------------
+
+PullProgress = Callable[[int, int, str], None]
+
+
+def _partial_dir(models_dir: Path, spec: ModelSpec) -> Path:
+    return Path(models_dir) / ".partial" / spec.repo
+
+
+def _default_download(repo: str, files: list[str], dest: Path) -> None:
+    """modelscope's snapshot_download, restricted to exactly the files kolorsc reads."""
+    from modelscope.hub.snapshot_download import snapshot_download
+
+    snapshot_download(repo, local_dir=str(dest), allow_patterns=files)
+
+
+def pull(
+    names: Iterable[str],
+    models_dir: Path,
+    progress: PullProgress | None = None,
+    download: Callable[[str, list[str], Path], None] | None = None,
+) -> list[Path]:
+    """Download the named models' missing files into `models_dir`. Returns their folders.
+
+    Files land in `<models_dir>/.partial/<repo>/` first and are moved into place one by one
+    (os.replace, same file system) only after the download call returned and the file
+    verified, so an interrupted pull leaves nothing a loader would trust. Offline or on any
+    download failure: ModelMissingError naming the model and the files still missing.
+    `download(repo, files, dest)` is an injection point for tests; it defaults to modelscope.
+    """
+    download = download or _default_download
+    specs = [_spec(n) for n in names]
+    folders = []
+    for i, spec in enumerate(specs):
+        if progress:
+            progress(i, len(specs), f"pull {spec.name}")
+        missing = missing_files(spec, models_dir)
+        if missing:
+            _pull_one(spec, Path(models_dir), missing, download)
+        folders.append(spec.folder(models_dir))
+    if progress:
+        progress(len(specs), len(specs), "pull done")
+    return folders
+
+
+def _pull_one(spec: ModelSpec, models_dir: Path, missing: list[str], download) -> None:
+    staging = _partial_dir(models_dir, spec)
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        download(spec.repo, list(missing), staging)
+    except Exception as exc:  # network errors come in many types (requests, modelscope, OS)
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-fetched stays behind
+        raise ModelMissingError(
+            f"could not download '{spec.name}' ({spec.repo}) from ModelScope: {exc}. "
+            f"Still missing in {spec.folder(models_dir)}: {', '.join(missing)}. Check the network "
+            f"(modelscope.cn must be reachable), or copy the files there by hand and run "
+            f"`kolorsc models verify {spec.name}`.",
+            missing=[str(spec.folder(models_dir) / m) for m in missing],
+        ) from exc
+    not_fetched = [rel for rel in missing if not (staging / rel).is_file()]
+    broken = [f"{c.file}: {c.problem}" for c in _check_files(staging, missing) if not c.ok and c.file not in not_fetched]
+    if not_fetched or broken:
+        raise ModelMissingError(
+            f"download of '{spec.name}' ({spec.repo}) is incomplete: "
+            + "; ".join([f"{f}: not downloaded" for f in not_fetched] + broken)
+            + f". Run `kolorsc models pull {spec.name}` again.",
+            missing=[str(spec.folder(models_dir) / m) for m in not_fetched],
+        )
+    for rel in missing:
+        target = spec.folder(models_dir) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / rel, target)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+# --- verify -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    file: str  # relative to the model folder
+    ok: bool
+    problem: str = ""
+
+
+@dataclass
+class VerifyReport:
+    models: dict[str, list[FileCheck]] = field(default_factory=dict)
+    folders: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for checks in self.models.values() for c in checks)
+
+    def problems(self) -> list[str]:
+        return [
+            f"{self.folders[name] / c.file}: {c.problem}"
+            for name, checks in self.models.items()
+            for c in checks
+            if not c.ok
+        ]
+
+
+def verify(names: Iterable[str], models_dir: Path) -> VerifyReport:
+    """Check layout and every file's integrity for the named models (all registered if empty)."""
+    names = list(names) or sorted(REGISTRY)
+    report = VerifyReport()
+    for name in names:
+        spec = _spec(name)
+        folder = spec.folder(models_dir)
+        report.folders[name] = folder
+        report.models[name] = _check_files(folder, spec.required)
+    return report
+
+
+def _check_files(folder: Path, files: Iterable[str]) -> list[FileCheck]:
+    checks = []
+    for rel in files:
+        path = folder / rel
+        if not path.is_file():
+            checks.append(FileCheck(rel, False, "missing"))
+            continue
+        problem = check_file(path)
+        checks.append(FileCheck(rel, problem is None, problem or ""))
+    return checks
+
+
+def check_file(path: Path) -> str | None:
+    """None if the file is complete and readable, else what is wrong with it (for people)."""
+    name = path.name
+    try:
+        if name.endswith(".safetensors"):
+            return _check_safetensors(path)
+        if name.endswith((".bin", ".pt", ".ckpt")):
+            return _check_torch_zip(path)
+        if name.endswith(".index.json"):
+            return _check_index(path)
+        if name.endswith(".json"):
+            json.loads(path.read_text(encoding="utf-8"))
+            return None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return f"unreadable ({exc})"
+    return None
+
+
+def read_safetensors_header(path: Path) -> tuple[bytes, dict]:
+    """The raw JSON header and its parsed form. Raises ValueError when the file is not a
+    complete safetensors file (header cut off, or data shorter than the header declares)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError("truncated: shorter than the 8-byte safetensors header length")
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8 or n > 100_000_000:
+            raise ValueError(f"truncated or not safetensors: header claims {n} bytes, file has {size}")
+        raw = f.read(n)
+    header = json.loads(raw)
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end != size:
+        raise ValueError(f"truncated: {size} bytes on disk, the header describes {8 + n + end}")
+    return raw, header
+
+
+def _check_safetensors(path: Path) -> str | None:
+    try:
+        read_safetensors_header(path)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _check_torch_zip(path: Path) -> str | None:
+    """A torch checkpoint is a zip archive: a truncated one has no central directory. When torch
+    is importable, also load it lazily (mmap, weights only) to prove the records are readable."""
+    if not zipfile.is_zipfile(path):
+        return "truncated or not a torch checkpoint (no zip directory at the end)"
+    try:
+        import torch
+    except ImportError:
+        return None
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/UnpicklingError/... for damaged archives
+        return f"cannot be loaded: {exc}"
+    return None
+
+
+def _check_index(path: Path) -> str | None:
+    index = json.loads(path.read_text(encoding="utf-8"))
+    shards = sorted(set(index.get("weight_map", {}).values()))
+    if not shards:
+        return "index has no weight_map"
+    absent = [s for s in shards if not (path.parent / s).is_file()]
+    if absent:
+        return f"index refers to missing shards: {', '.join(absent)}"
+    return None
+
+
+# --- fingerprint --------------------------------------------------------------------------
+
+
+def fingerprint(name: str, models_dir: Path) -> str:
+    """A cheap identity of a model's files: relative path + size of each, and the header of every
+    safetensors file / the text of every json file. Changes when a file is replaced by a
+    different model; costs milliseconds, not a full content hash of 20 GB."""
+    spec = _spec(name)
+    folder = spec.folder(models_dir)
+    h = hashlib.sha256()
+    for rel in sorted(spec.required):
+        path = folder / rel
+        h.update(f"{rel}\0{path.stat().st_size}\0".encode())
+        if rel.endswith(".safetensors"):
+            h.update(read_safetensors_header(path)[0])
+        elif rel.endswith(".json"):
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]

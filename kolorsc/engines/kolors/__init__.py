@@ -1,0 +1,9 @@
+"""The `kolors` engine: Kolors (ChatGLM3 text encoder, SDXL-architecture UNet, SDXL VAE) on
+diffsynth 1.1.x. Modules: device (where it runs, memory plan), loading (ModelManager with
+checks), encoding (prompts and the embedding cache), sampling (scheduler, batched guidance,
+decode, refine), lora_merge (W += scale * up @ down), engine (the Engine implementation).
+
+Importing this package is light; torch and diffsynth load when the engine first works.
+"""
+
+from kolorsc.engines.kolors.engine import KolorsEngine  # noqa: F401

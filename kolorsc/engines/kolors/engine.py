@@ -1,0 +1,315 @@
+"""The `kolors` engine: Kolors on diffsynth 1.1.x, rendering a whole story at once.
+
+    render(jobs, lora)
+      1. check           model files present and complete; LoRA readable
+      2. encode          every distinct prompt/negative once, through the embedding cache
+      3. release         low-memory plan: drop the 6B text encoder before the UNet loads
+      4. load + merge    UNet (+ LoRA merged at the style's render scale) and VAE
+      5. per job         denoise (cond+uncond batched), optional refine pass, decode, yield
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kolorsc import models, paths
+from kolorsc.engines.base import Engine, LoraWeights, Progress, RenderJob
+from kolorsc.engines.kolors import device as devices
+from kolorsc.engines.kolors import encoding, sampling
+from kolorsc.engines.kolors.loading import (
+    FP16_FIX_VAE,
+    TEXT_ENCODER,
+    UNET,
+    VAE,
+    DiffSynthLoader,
+    Vae,
+)
+from kolorsc.errors import EngineError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+ENGINE_VERSION = "kolors-1"
+BASE_MODEL = "Kwai-Kolors/Kolors"
+LOW_MEMORY_ENV = "KOLORSC_LOW_MEMORY"  # 1: force the low-memory plan, 0: keep everything resident
+
+
+class KolorsEngine(Engine):
+    name = "kolors"
+    preview = False
+
+    def __init__(
+        self,
+        *,
+        models_dir: Path | str | None = None,
+        device: str | None = None,
+        cache_dir: Path | str | None = None,
+        low_memory: bool | None = None,
+        model_loader=None,
+        cuda_available: bool | None = None,
+        device_memory: int | None = None,
+        dtype=None,
+        **_ignored,
+    ):
+        """models_dir/cache_dir: None -> the user defaults (kolorsc.paths). device: None -> CUDA,
+        failing clearly without it; "cpu" renders on the CPU. low_memory: None -> decided from
+        the device's total memory (`device_memory` overrides the query, for tests), or forced by
+        $KOLORSC_LOW_MEMORY=1/0.
+        model_loader: how models are loaded (default diffsynth's ModelManager; tests inject
+        stand-ins). cuda_available: overrides torch.cuda.is_available() (tests)."""
+        self.models_dir = paths.models_dir(models_dir)
+        self.folder = self.models_dir / models.KOLORS.repo
+        root = paths.cache_dir(cache_dir)
+        self.embeddings = encoding.EmbeddingCache(root / "kolors-embeddings")
+        self.loader = model_loader or DiffSynthLoader()
+        self._device_arg = device
+        self._cuda_available = cuda_available
+        self._device_memory = device_memory
+        if low_memory is None and os.environ.get(LOW_MEMORY_ENV):
+            low_memory = os.environ[LOW_MEMORY_ENV].strip().lower() not in ("0", "false", "no", "")
+        self._low_memory_arg = low_memory
+        self._dtype_arg = dtype
+        self._device: str | None = None
+        self._plan: devices.MemoryPlan | None = None
+        self.text_encoder = None
+        self.unet = None
+        self.vae: Vae | None = None
+        self._merged: tuple[str, float] | None = None  # (LoRA key, scale) merged into self.unet
+        self.calls = sampling.CallCounter()
+        self.events: list[str] = []  # load/release log: what the memory plan did, in order
+
+    # -- where and how ---------------------------------------------------------------------
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            cuda = self._cuda_available
+            if cuda is None:
+                import torch
+
+                cuda = torch.cuda.is_available()
+            self._device = devices.resolve_device(self._device_arg, cuda)
+        return self._device
+
+    @property
+    def dtype(self):
+        return self._dtype_arg or devices.default_dtype(self.device)
+
+    @property
+    def plan(self) -> devices.MemoryPlan:
+        if self._plan is None:
+            total = self._device_memory if self._device_memory is not None else devices.device_total_memory(self.device)
+            self._plan = devices.plan_memory(total, forced=self._low_memory_arg)
+        return self._plan
+
+    def identity(self) -> dict:
+        models.require("kolors", self.models_dir)
+        return {
+            "name": self.name,
+            "version": ENGINE_VERSION,
+            "base_model": BASE_MODEL,
+            "files": models.fingerprint("kolors", self.models_dir),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "scheduler": sampling.SCHEDULER_ID,
+            "vae": "fp16-fix" if self._use_fp16_fix() else "kolors",
+        }
+
+    def _use_fp16_fix(self) -> bool:
+        """The low-memory plan on a GPU decodes with the fp16-fix VAE in half precision when present."""
+        if not (self.plan.low_memory and self.device.startswith("cuda")):
+            return False
+        return not models.missing_files(models.VAE_FP16_FIX, self.models_dir)
+
+    def _text_encoder_id(self) -> str:
+        """Identity of the text encoder for the embedding cache: its files and dtype."""
+        h = hashlib.sha256()
+        for rel in sorted(r for r in models.KOLORS.required if r.startswith("text_encoder/")):
+            path = self.folder / rel
+            h.update(f"{rel}\0{path.stat().st_size}\0".encode())
+            if rel.endswith(".json"):
+                h.update(path.read_bytes())
+        h.update(str(self.dtype).encode())
+        return h.hexdigest()[:16]
+
+    # -- models ----------------------------------------------------------------------------
+
+    def _load_text_encoder(self):
+        if self.text_encoder is None:
+            if self.plan.low_memory:
+                self._release("unet", "vae")
+            self.text_encoder = self._guard("load", self.loader.load_text_encoder, self.folder / TEXT_ENCODER, self.dtype, self.device)
+            self.events.append("load text_encoder")
+        return self.text_encoder
+
+    def _load_unet_and_vae(self):
+        if self.plan.low_memory:
+            self._release("text_encoder")
+        if self.unet is None:
+            self.unet = self._guard("load", self.loader.load_unet, self.folder / UNET, self.dtype, self.device)
+            self._merged = None
+            self.events.append("load unet")
+        if self.vae is None:
+            if self._use_fp16_fix():
+                path, dtype = models.VAE_FP16_FIX.folder(self.models_dir) / FP16_FIX_VAE, self.dtype
+            else:
+                import torch
+
+                path, dtype = self.folder / VAE, torch.float32  # the SDXL VAE overflows in fp16
+            self.vae = self._guard("load", self.loader.load_vae, path, dtype, self.device)
+            self.events.append("load vae")
+
+    def _release(self, *names: str) -> None:
+        released = False
+        for name in names:
+            if getattr(self, name) is not None:
+                setattr(self, name, None)
+                self.events.append(f"release {name}")
+                released = True
+                if name == "unet":
+                    self._merged = None
+        if released:
+            gc.collect()
+            if self.device.startswith("cuda"):
+                import torch
+
+                torch.cuda.empty_cache()
+
+    def close(self) -> None:
+        self._release("text_encoder", "unet", "vae")
+
+    def _guard(self, stage: str, fn, *args):
+        """Run a stage, turning out-of-memory into an EngineError naming it and what to lower."""
+        try:
+            return fn(*args)
+        except EngineError:
+            raise
+        except Exception as exc:
+            if devices.is_out_of_memory(exc):
+                raise devices.out_of_memory_error(stage, exc) from exc
+            raise
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def render(
+        self,
+        jobs: Sequence[RenderJob],
+        lora: LoraWeights | None,
+        progress: Progress | None = None,
+    ) -> Iterator[tuple[RenderJob, Image]]:
+        jobs = list(jobs)
+        if not jobs:
+            return
+        # 1. check: files present (clear ModelMissingError) and the device usable
+        models.require("kolors", self.models_dir)
+        _ = self.device
+        lora_layers = self._read_lora(lora) if lora else None
+        # 2-3. encode every distinct string once, then (low memory) release the text encoder
+        embeddings = self.encode_all([j.panel.prompt for j in jobs] + [j.panel.negative for j in jobs], progress)
+        # 4. UNet (with the LoRA merged) and VAE
+        self._load_unet_and_vae()
+        self._apply_lora(lora, lora_layers)
+        # 5. one job at a time, each image yielded as soon as it is decoded
+        total = sum(self._job_steps(j) for j in jobs)
+        done = 0
+        for job in jobs:
+            def on_step(i, n, base=done, label=f"panel {job.panel.index:02d} seed {job.seed}"):
+                if progress:
+                    progress(base + i, total, label)
+
+            image = self._render_one(job, embeddings, on_step)
+            done += self._job_steps(job)
+            yield job, image
+
+    def _job_steps(self, job: RenderJob) -> int:
+        refine = job.panel.refine
+        return job.panel.steps + ((refine.steps or job.panel.steps) if refine else 0)
+
+    def encode_all(self, texts: Sequence[str], progress: Progress | None = None) -> dict[str, encoding.Embedding]:
+        """Embeddings for every distinct text: from the cache, else one text-encoder pass each."""
+        unique = list(dict.fromkeys(texts))
+        encoder_id = self._text_encoder_id()
+        keys = {t: encoding.embedding_key(t, encoder_id) for t in unique}
+        out, todo = {}, []
+        for text in unique:
+            cached = self.embeddings.get(keys[text])
+            if cached is None:
+                todo.append(text)
+            else:
+                out[text] = cached
+        if todo:
+            text_encoder = self._load_text_encoder()
+            for i, text in enumerate(todo):
+                if progress:
+                    progress(i, len(todo), "encoding prompts")
+                emb = self._guard("encode", encoding.encode_text, text_encoder, text, self.device)
+                self.calls.text_encoder += 1
+                emb = encoding.Embedding(emb.sequence.cpu(), emb.pooled.cpu())
+                self.embeddings.put(keys[text], emb)
+                out[text] = emb
+        return out
+
+    def _read_lora(self, lora: LoraWeights):
+        from kolorsc.engines.kolors.lora_merge import read_layers
+
+        return read_layers(lora.path)  # unreadable file: fails before any model loads
+
+    def _apply_lora(self, lora: LoraWeights | None, layers) -> None:
+        from kolorsc.engines.kolors import lora_merge
+
+        wanted = (lora.key, float(lora.scale)) if lora else None
+        if wanted == self._merged:
+            return
+        if self._merged is not None:  # another LoRA is in the weights: start from clean ones
+            self._release("unet")
+            self._load_unet_and_vae()
+        if lora:
+            layers = lora_merge.read_checked(lora.path, self.unet) if layers is None else self._check(lora, layers)
+            lora_merge.merge(self.unet, layers, lora.scale)
+            self.events.append(f"merge lora {lora.key[:12]} x{lora.scale}")
+        self._merged = wanted
+
+    def _check(self, lora: LoraWeights, layers):
+        from kolorsc.lora import check_fits, unet_module_shapes
+
+        problems = check_fits(layers, unet_module_shapes(self.unet))
+        if problems:
+            shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+            raise EngineError(f"LoRA {lora.path} does not fit the Kolors UNet: {shown}")
+        return layers
+
+    def _render_one(self, job: RenderJob, embeddings, on_step):
+        panel = job.panel
+        guidance = sampling.Guidance(embeddings[panel.prompt], embeddings[panel.negative], float(panel.cfg))
+        height, width = sampling.round_size(panel.height), sampling.round_size(panel.width)
+        noise = sampling.make_noise(job.seed, height, width, self.device, self.dtype)
+        latents = self._guard(
+            "denoise", sampling.denoise, self.unet, noise, guidance, panel.steps, self.device, self.dtype,
+            1.0, None, on_step, self.calls,
+        )
+        image = self._guard("decode", sampling.decode, self.vae.decoder, latents, self.calls)
+        if panel.refine is None:
+            return image
+        return self._refine(job, image, guidance, on_step)
+
+    def _refine(self, job: RenderJob, image, guidance, on_step):
+        """Two-stage mode: Lanczos upscale, encode, add noise at the strength's timestep, denoise the rest."""
+        refine = job.panel.refine
+        steps = refine.steps or job.panel.steps
+        big = sampling.upscale(image, refine.scale)
+        latents = self._guard("refine", sampling.encode_image, self.vae.encoder, big, self.device, self.dtype, self.calls)
+        noise = sampling.make_noise(job.seed, big.height, big.width, self.device, self.dtype)
+
+        def step(i, n):
+            on_step(job.panel.steps + i, n)
+
+        latents = self._guard(
+            "refine", sampling.denoise, self.unet, latents, guidance, steps, self.device, self.dtype,
+            float(refine.strength), noise, step, self.calls,
+        )
+        return self._guard("decode", sampling.decode, self.vae.decoder, latents, self.calls)
+

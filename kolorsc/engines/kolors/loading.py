@@ -1,0 +1,114 @@
+"""Loading the three Kolors models from the models directory through diffsynth.
+
+diffsynth's ModelManager recognises a file by a hash of its key names and shapes and skips a
+file it does not know with a printed line and no error. So every load here (1) checks the
+files are complete first (the same checks as `kolorsc models verify`), (2) loads one file at a
+time, (3) checks that the expected model came out, and fails naming the file otherwise.
+
+`ModelLoader` is the injection point: tests substitute small stand-ins for the full-size
+UNet/VAE classes while the text encoder (and everything after loading) runs the real code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kolorsc import models
+from kolorsc.errors import EngineError
+
+TEXT_ENCODER = "text_encoder"
+UNET = "unet/diffusion_pytorch_model.safetensors"
+VAE = "vae/diffusion_pytorch_model.safetensors"
+FP16_FIX_VAE = "diffusion_pytorch_model.safetensors"
+
+
+@dataclass
+class Vae:
+    encoder: Any  # diffsynth SDXLVAEEncoder (or a stand-in with its call signature)
+    decoder: Any  # diffsynth SDXLVAEDecoder
+
+
+def check_complete(folder: Path, files: list[str]) -> None:
+    """Fail before loading if any file is truncated or unreadable (diffsynth's errors are cryptic)."""
+    bad = [f"{folder / c.file}: {c.problem}" for c in models._check_files(folder, files) if not c.ok]
+    if bad:
+        raise EngineError(
+            "model files are damaged: " + "; ".join(bad) + ". Delete them and run `kolorsc models pull kolors` "
+            "(then `kolorsc models verify kolors`)."
+        )
+
+
+def text_encoder_files(folder: Path) -> list[str]:
+    return [rel for rel in models.KOLORS.required if rel.startswith("text_encoder/")]
+
+
+class DiffSynthLoader:
+    """Loads each model with diffsynth's ModelManager and checks what it recognised."""
+
+    def load_text_encoder(self, folder: Path, dtype, device: str):
+        check_complete(folder.parent, text_encoder_files(folder.parent))
+        return self._load(folder, "kolors_text_encoder", "the Kolors ChatGLM3 text encoder", dtype, device)
+
+    def load_unet(self, path: Path, dtype, device: str):
+        check_complete(path.parent, [path.name])
+        unet = self._load(path, "sdxl_unet", "the Kolors UNet", dtype, device)
+        if not getattr(unet, "is_kolors", False):
+            raise EngineError(
+                f"{path} is a plain SDXL UNet, not the Kolors UNet (no 4096-wide text projection). "
+                "Use the unet/ of Kwai-Kolors/Kolors."
+            )
+        return unet
+
+    def load_vae(self, path: Path, dtype, device: str) -> Vae:
+        check_complete(path.parent, [path.name])
+        mm = self._manager(path, dtype, device)
+        encoder = _fetch(mm, "sdxl_vae_encoder")
+        decoder = _fetch(mm, "sdxl_vae_decoder")
+        if encoder is None or decoder is None:
+            raise _not_recognised(path, "the SDXL VAE")
+        # diffsynth always upcasts the SDXL VAE to fp32; the fp16-fix VAE may run in half.
+        return Vae(encoder.to(dtype=dtype), decoder.to(dtype=dtype))
+
+    def _load(self, path: Path, name: str, what: str, dtype, device: str):
+        model = _fetch(self._manager(path, dtype, device), name)
+        if model is None:
+            raise _not_recognised(path, what)
+        return model
+
+    def _manager(self, path: Path, dtype, device: str):
+        from diffsynth.models.model_manager import ModelManager
+
+        # diffsynth narrates every step on stdout; the CLI owns the terminal.
+        with contextlib.redirect_stdout(io.StringIO()):
+            mm = ModelManager(torch_dtype=dtype, device=device)
+            try:
+                mm.load_model(str(path))
+            except Exception as exc:  # safetensors / pickle / transformers errors on damaged files
+                from kolorsc.engines.kolors.device import (
+                    is_out_of_memory,
+                    out_of_memory_error,
+                )
+
+                if is_out_of_memory(exc):
+                    raise out_of_memory_error("load", exc) from exc
+                raise EngineError(f"cannot load {path}: {exc.__class__.__name__}: {exc}") from exc
+        return mm
+
+
+def _fetch(mm, name: str):
+    for model, model_name in zip(mm.model, mm.model_name):
+        if model_name == name:
+            return model
+    return None
+
+
+def _not_recognised(path: Path, what: str) -> EngineError:
+    return EngineError(
+        f"{path} was not recognised as {what}: diffsynth identifies models by their key names and "
+        "shapes and this file matches none it knows (a different model, or a converted/partial copy). "
+        "Put the file from Kwai-Kolors/Kolors there (`kolorsc models pull kolors`)."
+    )
