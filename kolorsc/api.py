@@ -114,9 +114,11 @@ def story_files(paths: Sequence[Path]) -> list[Path]:
 
 
 def make_engine(name: str, models_dir: Path | None = None, device: str | None = None,
-                cache_dir: Path | None = None) -> Engine:
-    # the kolors engine keeps its prompt-embedding cache inside the build cache folder
-    options = {} if name == "preview" else {"models_dir": models_dir, "device": device, "cache_dir": cache_dir}
+                cache_dir: Path | None = None, low_memory: bool | None = None) -> Engine:
+    # the kolors engine keeps its prompt-embedding cache inside the build cache folder;
+    # low_memory None lets it decide from the device's memory
+    options = {} if name == "preview" else {"models_dir": models_dir, "device": device, "cache_dir": cache_dir,
+                                            "low_memory": low_memory}
     return get_engine(name, **options)
 
 
@@ -130,10 +132,11 @@ def plan(
     cache_dir: Path | None = None,
     models_dir: Path | None = None,
     device: str | None = None,
+    low_memory: bool | None = None,
 ) -> Plan:
     """What `build` would do for one story: every node, cached / to-run / skipped, and why."""
     story, panels = load(path)
-    eng = engine if isinstance(engine, Engine) else make_engine(engine, models_dir, device, cache_dir)
+    eng = engine if isinstance(engine, Engine) else make_engine(engine, models_dir, device, cache_dir, low_memory)
     return plan_story(story, panels, eng, Cache(cache_dir), models_dir=models_dir)
 
 
@@ -146,6 +149,7 @@ def build(
     out: Path | None = None,
     models_dir: Path | None = None,
     device: str | None = None,
+    low_memory: bool | None = None,
     keep_going: bool = False,
     progress: StageProgress | None = None,
     on_story=None,
@@ -155,7 +159,7 @@ def build(
     A story that fails or is invalid is recorded and the next one runs. `on_story(outcome)`
     is called after each story (the CLI prints a line)."""
     files = story_files(paths)
-    eng = engine if isinstance(engine, Engine) else make_engine(engine, models_dir, device, cache_dir)
+    eng = engine if isinstance(engine, Engine) else make_engine(engine, models_dir, device, cache_dir, low_memory)
     opts = Options(cache_dir=cache_dir, out=out, models_dir=models_dir, device=device,
                    keep_going=keep_going, progress=progress)
     outcomes = []

@@ -43,15 +43,526 @@ def main() -> None:
 
 # --- story format: check, prompts, init, schema (issue: story format) ---
 
+
+@main.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@report_errors
+def check_cmd(paths):
+    """Check story files and collections (directories): one line per problem, then a summary.
+    Exit 0 when every file is valid, 2 otherwise."""
+    from pathlib import Path
+
+    from kolorsc.spec import check_paths
+
+    report = check_paths([Path(p) for p in paths])
+    for diagnostic in report.diagnostics:
+        click.echo(diagnostic.format())
+    click.echo(report.summary())
+    sys.exit(0 if report.ok else 2)
+
+
+@main.command("prompts")
+@click.argument("story", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the eight panels as JSON.")
+@report_errors
+def prompts_cmd(story, as_json):
+    """Show the eight compiled panels of STORY: caption, prompt, negative, seed, steps, cfg, size."""
+    import json
+    from pathlib import Path
+
+    from kolorsc.prompts import compile_story, panel_as_dict, panels_table
+    from kolorsc.spec import load_story
+
+    panels = compile_story(load_story(Path(story)))
+    if as_json:
+        click.echo(json.dumps([panel_as_dict(p) for p in panels], ensure_ascii=False, indent=2))
+    else:
+        click.echo(panels_table(panels))
+
+
+@main.command("init")
+@click.argument("name")
+@click.option("--dir", "directory", default=None, type=click.Path(file_okay=False, path_type=str),
+              help="Folder of the new story (default: ./stories if it exists, else .).")
+@click.option("--style", default="anime", show_default=True,
+              help="Style name; styles/<style>.yaml is written when the project has none.")
+@click.option("--title", default=None, help="Title of the story (default: NAME).")
+@click.option("--team", default="my-team", show_default=True, help="Team name used in the bundle name.")
+@report_errors
+def init_cmd(name, directory, style, title, team):
+    """Write a new story NAME.yaml that passes `kolorsc check` as written. Never overwrites."""
+    from pathlib import Path
+
+    from kolorsc.spec.scaffold import init_story
+
+    written = init_story(name, Path(directory) if directory else None, style=style, title=title, team=team)
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"next: kolorsc check {written[0]} && kolorsc prompts {written[0]}")
+
+
+@main.command("schema")
+@click.argument("which", type=click.Choice(["story", "style"]))
+def schema_cmd(which):
+    """Print the JSON schema of a story or style file (for editors and other tools)."""
+    from kolorsc.spec.validate import schema_text
+
+    click.echo(schema_text(which), nl=False)
+
+
 # --- build: build, plan, cache (issue: kolorsc build) ---
+
+_ENGINE_OPTION = click.option("--engine", type=click.Choice(["preview", "kolors"]), default="preview",
+                              show_default=True, help="preview: drafts, no model; kolors: diffsynth on CUDA.")
+_CACHE_OPTION = click.option("--cache-dir", default=None, type=click.Path(file_okay=False, path_type=str),
+                             help="Build cache (default: $KOLORSC_CACHE or ~/.cache/kolorsc/store).")
+_MODELS_OPTION = click.option("--models-dir", default=None, type=click.Path(file_okay=False, path_type=str),
+                              help="Model weights (default: $KOLORSC_MODELS or ~/.cache/kolorsc/models).")
+_DEVICE_OPTION = click.option("--device", default=None, help="torch device (default: cuda when available).")
+_LOW_MEMORY_OPTION = click.option(
+    "--low-memory/--no-low-memory", default=None,
+    help="kolors: encode every prompt first, then free the text encoder before denoising "
+         "(default: decided from the GPU's memory; also KOLORSC_LOW_MEMORY=1/0).")
+
+
+class _Bars:
+    """One tqdm bar per build stage on stderr; nothing when quiet or stderr is not a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.stage, self.bar = enabled, None, None
+
+    def __call__(self, stage: str, done: int, total: int, label: str = "") -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if stage != self.stage or self.bar is None or self.bar.total != total:
+            self.close()
+            self.stage, self.bar = stage, tqdm(total=total, desc=stage, unit="node", file=sys.stderr, leave=False)
+        self.bar.set_postfix_str(label, refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _echo_plan(plan) -> None:
+    counts = plan.counts()
+    engine = plan.engine.get("name", "?")
+    click.echo(f"{plan.story.id} (engine {engine}): {counts['cached']} cached, {counts['to-run']} to run, "
+               f"{counts['skipped']} skipped")
+    for n in plan.nodes:
+        why = "; ".join(n.why)
+        where = f"  [{n.loc}]" if n.loc and n.status == "to-run" and n.kind == "render" else ""
+        click.echo(f"  {n.status:<8} {n.id:<22} {why}{where}".rstrip())
+
+
+def _echo_outcome(outcome, dry_run: bool) -> None:
+    name = outcome.story_id or outcome.path
+    if outcome.status == "invalid":
+        for d in outcome.diagnostics:
+            click.echo(d.format(), err=True)
+        click.echo(f"✗ {name}: invalid ({outcome.error})", err=True)
+    elif outcome.status == "failed":
+        click.echo(f"✗ {name}: {outcome.error}", err=True)
+    elif dry_run:
+        _echo_plan(outcome.plan)
+    else:
+        r = outcome.report
+        ran = ", ".join(f"{v} {k}" for k, v in sorted(r.ran.items())) or "nothing to run"
+        click.echo(f"✓ {name}: {outcome.status} ({ran}; {len(r.written)} file(s) updated) -> {r.out_dir} "
+                   f"[{outcome.seconds:.2f} s]")
+        scores = r.result.scores if r.result else None
+        if scores is not None and scores.aesthetic_mean is None and scores.note:
+            click.echo(f"  scores {scores.note}")
+        if r.result is not None and r.result.preview:
+            click.echo("  preview drafts: not a valid submission (build with --engine kolors)")
+
+
+@main.command("build")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@_ENGINE_OPTION
+@click.option("--dry-run", is_flag=True, help="Show the plan (cached / to-run and why); run nothing.")
+@_CACHE_OPTION
+@click.option("--out", default=None, type=click.Path(file_okay=False, path_type=str),
+              help="Folder that receives <id>/ outputs (default: <project root>/build).")
+@_MODELS_OPTION
+@_DEVICE_OPTION
+@_LOW_MEMORY_OPTION
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no per-story lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("--keep-going", is_flag=True, help="When a node fails, still run every node that does not need it.")
+@report_errors
+def build_cmd(paths, engine, dry_run, cache_dir, out, models_dir, device, low_memory, quiet, as_json, keep_going):
+    """Build stories (files, or folders of stories): panels, storyboard, PDF, bundle.
+
+    A failing story does not stop the others. Exit 1 if any failed, 2 if one is invalid."""
+    import json
+
+    from kolorsc import api
+
+    bars = _Bars(enabled=not quiet and not as_json and sys.stderr.isatty())
+
+    def on_story(outcome):
+        bars.close()
+        if as_json or (quiet and outcome.status not in ("failed", "invalid")):
+            return
+        _echo_outcome(outcome, dry_run)
+
+    summary = api.build(
+        paths, engine=engine, dry_run=dry_run, cache_dir=cache_dir, out=out, models_dir=models_dir,
+        device=device, low_memory=low_memory, keep_going=keep_going, progress=bars, on_story=on_story,
+    )
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), ensure_ascii=False, indent=2))
+    elif not quiet or summary.exit_code:
+        parts = [f"{v} {k}" for k, v in summary.to_json()["counts"].items() if v]
+        click.echo(f"{len(summary.outcomes)} stor{'y' if len(summary.outcomes) == 1 else 'ies'}: {', '.join(parts)}")
+    sys.exit(summary.exit_code)
+
+
+@main.command("plan")
+@click.argument("story", type=click.Path(path_type=str))
+@_ENGINE_OPTION
+@_CACHE_OPTION
+@_MODELS_OPTION
+@_DEVICE_OPTION
+@_LOW_MEMORY_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the nodes as JSON.")
+@report_errors
+def plan_cmd(story, engine, cache_dir, models_dir, device, low_memory, as_json):
+    """Show what `build` would do: every node, cached or to-run, and why (same as build --dry-run)."""
+    import json
+
+    from kolorsc import api
+
+    plan = api.plan(story, engine=engine, cache_dir=cache_dir, models_dir=models_dir, device=device,
+                    low_memory=low_memory)
+    if as_json:
+        click.echo(json.dumps(api.plan_json(plan), ensure_ascii=False, indent=2))
+    else:
+        _echo_plan(plan)
+
+
+@main.group("cache")
+def cache_group() -> None:
+    """Inspect and clean the build cache."""
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+@cache_group.command("info")
+@_CACHE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@report_errors
+def cache_info_cmd(cache_dir, as_json):
+    """Where the cache is, how many entries, how big."""
+    import json
+
+    from kolorsc import api
+
+    info = api.cache_info(cache_dir)
+    if as_json:
+        click.echo(json.dumps({"path": str(info.path), "entries": info.entries, "size": info.size}))
+    else:
+        click.echo(f"path:    {info.path}\nentries: {info.entries}\nsize:    {_size(info.size)}")
+
+
+@cache_group.command("gc")
+@_CACHE_OPTION
+@click.option("--keep", multiple=True, type=click.Path(exists=True, path_type=str),
+              help="Lock file, story or folder whose lock files' entries are always kept (repeatable).")
+@click.option("--older-than", "older_than", type=float, default=30.0, show_default=True,
+              help="Remove unkept entries last written or used more than this many days ago.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@report_errors
+def cache_gc_cmd(cache_dir, keep, older_than, dry_run):
+    """Remove cache entries no kept lock file references and unused for --older-than days."""
+    from kolorsc import api
+
+    r = api.cache_gc(cache_dir, keep=keep, older_than_days=older_than, dry_run=dry_run)
+    verb = "would remove" if r.dry_run else "removed"
+    click.echo(f"{verb} {r.removed} entr{'y' if r.removed == 1 else 'ies'} ({_size(r.freed)}); kept {r.kept}")
 
 # --- outputs: bundle verify (issue: kolorsc build, emit) ---
 
+
+@main.group("bundle")
+def bundle_group() -> None:
+    """Submission bundles: check them against the challenge rules."""
+
+
+@bundle_group.command("verify")
+@click.argument("bundle", type=click.Path(path_type=str))
+@click.option("--threshold", type=float, default=6.0, show_default=True, help="Minimum mean aesthetic score.")
+@click.option("--rescore", is_flag=True, help="Recompute the aesthetic score from the images (needs the scorer weights).")
+@click.option("--models-dir", default=None, help="Model weights folder for --rescore (default: $KOLORSC_MODELS or ~/.cache/kolorsc/models).")
+@click.option("--device", default=None, help="torch device for --rescore; default cuda when available, else cpu.")
+@report_errors
+def bundle_verify(bundle: str, threshold: float, rescore: bool, models_dir: str | None, device: str | None) -> None:
+    """Check BUNDLE (a .zip): eight images only, prompts, a loadable LoRA, not a preview, and the
+    mean aesthetic score against the threshold. Exit 0 when valid, 1 when not, 2 when BUNDLE is
+    missing or not a zip."""
+    from pathlib import Path
+
+    from kolorsc.emit.verify import verify_bundle
+
+    scorer = None
+    if rescore:  # torch and the predictor only when asked for
+        from kolorsc.paths import models_dir as resolve_models_dir
+        from kolorsc.scoring import load_scorers
+
+        scorer = load_scorers(resolve_models_dir(models_dir), device).aesthetic
+    report = verify_bundle(Path(bundle), threshold=threshold, scorer=scorer)
+    for finding in report.findings:
+        click.echo(finding.format())
+    if report.aesthetic_mean is not None:
+        how = "recomputed" if report.rescored else "from scores.json"
+        click.echo(f"mean aesthetic {report.aesthetic_mean:.3f} ({how}), threshold {threshold}")
+    click.echo(f"{bundle}: {'OK' if report.ok else 'NOT VALID'} ({len(report.errors)} error(s))")
+    sys.exit(0 if report.ok else 1)
+
+
 # --- models: models pull|list|verify (issue: Kolors engine) ---
+
+
+def _model_registry():
+    """kolorsc.models with every area's entries registered (the scorers register on import)."""
+    import kolorsc.scoring.models  # noqa: F401 - registers `aesthetic`, `chinese-clip`
+    from kolorsc import models
+
+    return models
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1024**3:.2f} GB"
+
+
+@main.group("models")
+def models_group() -> None:
+    """Model weights: download (ModelScope), list, verify."""
+
+
+@models_group.command("list")
+@_MODELS_OPTION
+@report_errors
+def models_list(models_dir):
+    """Show every model kolorsc uses and whether its files are present."""
+    from kolorsc import paths
+
+    models = _model_registry()
+    root = paths.models_dir(models_dir)
+    click.echo(f"models directory: {root}")
+    for status in models.list_models(root):
+        state = "present" if status.present else f"missing {len(status.missing)} file(s)"
+        click.echo(f"  {status.name:<14} {status.repo:<48} {state:<20} {_gb(status.size_bytes):>9}  {status.purpose}")
+
+
+@models_group.command("pull")
+@click.argument("names", nargs=-1)
+@_MODELS_OPTION
+@report_errors
+def models_pull(names, models_dir):
+    """Download models from ModelScope (all when no NAMES): only the files kolorsc reads,
+    into a .partial folder first, moved into place once complete."""
+    from kolorsc import paths
+
+    models = _model_registry()
+    root = paths.models_dir(models_dir)
+    names = names or tuple(sorted(models.REGISTRY))
+    for folder in models.pull(names, root, progress=lambda d, t, label: click.echo(f"[{d}/{t}] {label}", err=True)):
+        click.echo(f"ok {folder}")
+
+
+@models_group.command("verify")
+@click.argument("names", nargs=-1)
+@_MODELS_OPTION
+@report_errors
+def models_verify(names, models_dir):
+    """Check the file layout and that every file is complete and readable. Exit 1 if not."""
+    from kolorsc import paths
+
+    models = _model_registry()
+    report = models.verify(names, paths.models_dir(models_dir))
+    for name, checks in report.models.items():
+        bad = [c for c in checks if not c.ok]
+        click.echo(f"{name}: {'ok' if not bad else f'{len(bad)} problem(s)'} ({report.folders[name]})")
+    for problem in report.problems():
+        click.echo(f"  {problem}", err=True)
+    if not report.ok:
+        click.echo(f"fix: `kolorsc models pull {' '.join(n for n, cs in report.models.items() if any(not c.ok for c in cs))}` "
+                   "(delete damaged files first: pull fetches only missing ones)", err=True)
+        sys.exit(1)
+
 
 # --- training: (issue: LoRA training) ---
 
+
+def _print_dataset_report(report) -> None:
+    click.echo(f"dataset {report.source}: {report.found} image(s) found, {report.kept} kept -> {report.out_dir}")
+    for name, why in report.skipped:
+        click.echo(f"  skipped {name}: {why}")
+    for c in report.filters:
+        counts = f"kept {c.kept}, dropped {c.dropped}" if c.kept >= 0 else c.note
+        dropped = f" ({', '.join(c.dropped_names[:5])}{', ...' if len(c.dropped_names) > 5 else ''})" if c.dropped_names else ""
+        click.echo(f"  {c.op}: {counts}{dropped}")
+
+
+@main.command("train")
+@click.argument("style_file", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=str),
+              help="Output folder (default: build/lora/<style id> in the project). Run again to resume.")
+@click.option("--dataset-only", is_flag=True, help="Prepare the dataset and print its report; do not train.")
+@_MODELS_OPTION
+@_DEVICE_OPTION
+@report_errors
+def train_cmd(style_file, out_dir, dataset_only, models_dir, device):
+    """Train a style's LoRA outside a story build: Data-Juicer dataset, Lightning training, and
+    lora.safetensors (kohya keys, for ComfyUI/diffusers) + lora.diffsynth.safetensors."""
+    from pathlib import Path
+
+    from kolorsc import paths
+    from kolorsc.errors import UsageError
+    from kolorsc.spec.loader import find_project_root, load_style
+
+    path = Path(style_file).resolve()
+    root = find_project_root(path)
+    style = load_style(path, root=root)
+    if style.lora is None or style.lora.training is None or style.lora.dataset is None:
+        raise UsageError(f"{style_file}: the style has no lora.training and lora.dataset to train from")
+    out = Path(out_dir).resolve() if out_dir else root / "build" / "lora" / style.id
+    models = paths.models_dir(models_dir)
+    bars = _Bars(sys.stderr.isatty())
+    from kolorsc.data import dataset_fingerprint, prepare_dataset
+
+    dataset_dir = out / "dataset"
+    report_file = dataset_dir / "report.json"
+    import json
+
+    fresh = report_file.is_file() and json.loads(report_file.read_text(encoding="utf-8")).get(
+        "fingerprint") == dataset_fingerprint(style.lora.dataset, root, models_dir=models)
+    if fresh:
+        click.echo(f"dataset unchanged: {dataset_dir}")
+    else:
+        report = prepare_dataset(style.lora.dataset, root, dataset_dir, lambda d, t, label: bars("dataset", d, t, label),
+                                 models_dir=models)
+        bars.close()
+        _print_dataset_report(report)
+    if dataset_only:
+        return
+    from kolorsc.train import train_lora
+
+    # Lightning draws the training bar itself (steps, loss, it/s).
+    result = train_lora(style, dataset_dir, out, models_dir=models, device=device, lightning_bar=True)
+    for note in json.loads(result.metadata.get("kolorsc.notes", "[]")):
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"✓ LoRA rank {result.rank}, alpha {result.alpha:g}, {result.steps} steps -> {result.path}")
+    click.echo(f"  diffsynth format: {result.diffsynth_path}")
+
+
+@main.group("lora")
+def lora_group() -> None:
+    """LoRA files: inspect, convert diffsynth checkpoints to kohya safetensors."""
+
+
+@lora_group.command("inspect")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Check every layer against the Kolors UNet's shapes (exit 1 when it does not fit).")
+@report_errors
+def lora_inspect(file, check):
+    """Format, rank, alpha, layers and metadata of a LoRA file."""
+    from pathlib import Path
+
+    from kolorsc.lora import check_fits, kolors_unet_shapes, read_lora
+
+    lora = read_lora(Path(file))
+    alphas = sorted({layer.alpha for layer in lora.layers.values() if layer.alpha is not None})
+    click.echo(f"{file}: {lora.format}, {len(lora.layers)} layer(s), rank {lora.rank}, "
+               f"alpha {', '.join(f'{a:g}' for a in alphas) or 'none (diffsynth: applied as W += scale * up @ down)'}")
+    for key in sorted(lora.metadata):
+        value = lora.metadata[key]
+        click.echo(f"  {key}: {value if len(value) <= 120 else value[:117] + '...'}")
+    if check:
+        problems = check_fits(lora.layers, kolors_unet_shapes())
+        for p in problems:
+            click.echo(f"  does not fit: {p}", err=True)
+        if problems:
+            sys.exit(1)
+        click.echo("fits the Kolors UNet")
+
+
+@lora_group.command("export")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.argument("target", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--alpha", type=float, default=None,
+              help="Alpha to record when the source has none (diffsynth checkpoints); default: the rank.")
+@report_errors
+def lora_export(source, target, alpha):
+    """Convert a LoRA (e.g. diffsynth's epoch=0-step=500.ckpt) to kohya-style safetensors."""
+    from pathlib import Path
+
+    from kolorsc.lora import (
+        check_fits,
+        kohya_metadata,
+        kolors_unet_shapes,
+        read_lora,
+        write_kohya,
+    )
+
+    lora = read_lora(Path(source))
+    problems = check_fits(lora.layers, kolors_unet_shapes())
+    if problems:
+        from kolorsc.errors import EngineError
+
+        raise EngineError(f"{source} does not fit the Kolors UNet: " + "; ".join(problems[:3]))
+    for layer in lora.layers.values():
+        if layer.alpha is None or alpha is not None:
+            layer.alpha = alpha if alpha is not None else float(layer.rank)
+    first = next(iter(lora.layers.values()))
+    meta = {**lora.metadata, **kohya_metadata(lora.rank, first.alpha, {"kolorsc.converted_from": Path(source).name})}
+    write_kohya(Path(target), lora.layers, meta)
+    click.echo(f"✓ {len(lora.layers)} layer(s), rank {lora.rank}, alpha {first.alpha:g} -> {target}")
+
+
 # --- scoring: score (issue: scoring) ---
+
+@main.command("score")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.option("--models-dir", default=None, help="Model weights folder (default: $KOLORSC_MODELS or ~/.cache/kolorsc/models).")
+@click.option("--device", default=None, help="torch device; default cuda when available, else cpu.")
+@click.option("--threshold", default=6.0, show_default=True, type=float, help="Gate: PASS when the mean aesthetic score reaches it.")
+@click.option("--prompts", "prompts", default=None, type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="Prompts for alignment: one line per image in file-name order, or JSON {file: prompt}.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@report_errors
+def score_cmd(folder, models_dir, device, threshold, prompts, as_json):
+    """Score every image in FOLDER like the challenge's script: per-image aesthetic score, mean,
+    coherence, alignment (with --prompts) and the PASS/FAIL gate."""
+    import json
+    from pathlib import Path
+
+    from kolorsc.paths import models_dir as resolve_models_dir
+    from kolorsc.scoring import present
+
+    result = present.score_folder(
+        Path(folder), resolve_models_dir(models_dir), device=device, threshold=threshold,
+        prompts=Path(prompts) if prompts else None,
+    )
+    for warning in result.scan.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(present.as_json(result), ensure_ascii=False, indent=2))
+    else:
+        click.echo(present.as_text(result))
 
 
 if __name__ == "__main__":  # pragma: no cover

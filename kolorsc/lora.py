@@ -138,8 +138,18 @@ def read_lora(path: Path) -> LoraFile:
     return LoraFile(layers=layers, rank=max(ranks), metadata=metadata, format=fmt)
 
 
+def _is_safetensors(path: Path) -> bool:
+    """By content, not by name: the build cache stores files under their hash, with no suffix.
+    A safetensors file starts with an 8-byte little-endian header length, then a JSON object."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    return head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
 def _load_tensors(path: Path) -> tuple[dict, dict[str, str]]:
-    if path.suffix == ".safetensors":
+    if _is_safetensors(path):
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:

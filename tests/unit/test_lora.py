@@ -78,6 +78,19 @@ def test_kohya_round_trip_keeps_tensors_alpha_and_metadata(tmp_path) -> None:
         assert "lora_unet_middle_block_1_transformer_blocks_3_attn2_to_k.alpha" in keys
 
 
+def test_reads_a_safetensors_lora_stored_without_its_suffix(tmp_path) -> None:
+    """The build cache keeps a LoRA under its hash, with no file suffix."""
+    layers = _layers()
+    path = write_kohya(tmp_path / "style.safetensors", layers, {})
+    bare = tmp_path / "objects" / "ab12cd"
+    bare.parent.mkdir()
+    path.rename(bare)
+    back = read_lora(bare)
+    assert back.format == "kohya"
+    for name, layer in layers.items():
+        assert torch.equal(back.layers[name].down, layer.down)
+
+
 def test_reads_diffsynth_checkpoints(tmp_path) -> None:
     layers = _layers(alpha=None)
     # the stock trainer's .ckpt: a plain dict of peft-named tensors

@@ -254,9 +254,9 @@ class KolorsEngine(Engine):
         return out
 
     def _read_lora(self, lora: LoraWeights):
-        from kolorsc.engines.kolors.lora_merge import read_layers
+        from kolorsc.lora import read_lora
 
-        return read_layers(lora.path)  # unreadable file: fails before any model loads
+        return read_lora(lora.path).layers  # unreadable file: fails before any model loads
 
     def _apply_lora(self, lora: LoraWeights | None, layers) -> None:
         from kolorsc.engines.kolors import lora_merge

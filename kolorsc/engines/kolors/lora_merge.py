@@ -11,35 +11,11 @@ from __future__ import annotations
 from kolorsc.errors import EngineError
 
 
-def read_layers(path) -> dict:
-    """kolorsc.lora.read_lora, also for a safetensors file stored without its suffix (the build
-    cache keeps objects under their hash): read_lora picks the reader by suffix, so such a file
-    is read through a suffixed symlink."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from kolorsc import models
-    from kolorsc.lora import read_lora
-
-    path = Path(path)
-    if path.suffix in (".safetensors", ".ckpt", ".pt", ".pth", ".bin") or not path.is_file():
-        return read_lora(path).layers
-    try:
-        models.read_safetensors_header(path)
-    except (ValueError, OSError, UnicodeDecodeError):
-        return read_lora(path).layers  # not safetensors: let read_lora try torch.load
-    with tempfile.TemporaryDirectory() as tmp:
-        link = Path(tmp) / "lora.safetensors"
-        os.symlink(path.resolve(), link)
-        return read_lora(link).layers
-
-
 def read_checked(path, unet) -> dict:
     """Read a LoRA file and check every layer against the UNet before anything renders."""
-    from kolorsc.lora import check_fits, unet_module_shapes
+    from kolorsc.lora import check_fits, read_lora, unet_module_shapes
 
-    layers = read_layers(path)
+    layers = read_lora(path).layers
     problems = check_fits(layers, unet_module_shapes(unet))
     if problems:
         shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
