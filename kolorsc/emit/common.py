@@ -58,16 +58,8 @@ def panel_record(pr: PanelResult, result: StoryResult) -> dict:
         "image": f"images/{image_name(p.index)}",
         "caption": p.caption,
         "shot": p.shot,
-        "prompt": p.prompt,
-        "negative": p.negative,
-        "seed": pr.seed,
-        "steps": p.steps,
-        "cfg": p.cfg,
-        "width": p.width,
-        "height": p.height,
-        "refine": None
-        if p.refine is None
-        else {"scale": p.refine.scale, "strength": p.refine.strength, "steps": p.refine.steps},
+        **p.settings(),
+        "seed": pr.seed,  # the chosen candidate's, not the panel's first seed
         "lora_scale": result.lora.scale if result.lora else None,
         "base_model": result.story.style.base_model,
     }
