@@ -11,9 +11,8 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 _CHUNK = 1 << 20
 
@@ -26,15 +25,17 @@ def _default_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
-    """Yield a binary file; on normal exit it replaces `path`, on error it vanishes."""
+def atomic_path(path: Path, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on normal exit it is fsynced and renamed over `path`,
+    on error it vanishes. For libraries that insist on writing a path themselves
+    (safetensors.save_file, torch.save)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _default_mode() if mode is None else mode)
         os.replace(tmp, path)
@@ -45,8 +46,8 @@ def atomic_open(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
-    with atomic_open(path, mode) as f:
-        f.write(data)
+    with atomic_path(path, mode) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
@@ -54,24 +55,5 @@ def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
 
 
 def atomic_copy_file(src: Path, path: Path, mode: int | None = None) -> None:
-    with atomic_open(path, mode) as f, open(src, "rb") as s:
+    with atomic_path(path, mode) as tmp, open(src, "rb") as s, open(tmp, "wb") as f:
         shutil.copyfileobj(s, f, _CHUNK)
-
-
-def atomic_write_with(path: Path, writer: Callable[[Path], None], mode: int | None = None) -> None:
-    """For libraries that insist on writing a path themselves (safetensors.save_file, torch.save):
-    `writer(tmp_path)` writes the temp file, which is then fsynced and renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(Path(tmp))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, _default_mode() if mode is None else mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

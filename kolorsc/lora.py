@@ -22,13 +22,12 @@ import ast
 import functools
 import inspect
 import json
-import os
-import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kolorsc.atomic import atomic_path
 from kolorsc.errors import EngineError
 
 if TYPE_CHECKING:
@@ -235,15 +234,8 @@ def _save_atomic(path: Path, tensors: dict, metadata: dict[str, Any] | None) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True, ensure_ascii=False)
               for k, v in (metadata or {}).items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=header)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a LoRA is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=header)
     return path
 
 

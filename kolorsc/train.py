@@ -295,20 +295,12 @@ def _cached(path: Path, make: Callable[[], dict]) -> dict:
 
 
 def _save_tensors(path: Path, tensors: dict) -> None:
-    import os
-    import tempfile
-
     from safetensors.torch import save_file
 
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a LoRA is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from kolorsc.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
 
 
 def load_image(path: Path, resolution: int, center_crop: bool):

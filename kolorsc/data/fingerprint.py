@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
+from kolorsc.atomic import atomic_write_text
 from kolorsc.spec.model import Dataset
 
 DATA_VERSION = "1"  # bump when prepare_dataset's output changes for the same inputs
@@ -75,11 +75,7 @@ class HashMemo:
             return
         live = {k: v for k, v in self.entries.items() if os.path.exists(k)}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(live, f)
-            os.replace(tmp, self.path)
+            atomic_write_text(self.path, json.dumps(live))
         except OSError:
             pass  # the memo only saves time: a read-only cache must not fail a build
 
