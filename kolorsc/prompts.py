@@ -36,9 +36,7 @@ class Panel:
             "cfg": self.cfg,
             "width": self.width,
             "height": self.height,
-            "refine": None
-            if self.refine is None
-            else {"scale": self.refine.scale, "strength": self.refine.strength, "steps": self.refine.steps},
+            "refine": None if self.refine is None else self.refine.as_dict(),
         }
 
     def candidate_seeds(self) -> list[int]:
@@ -170,9 +168,7 @@ def panel_as_dict(panel: Panel) -> dict:
         "size": [panel.width, panel.height],
         "candidates": panel.candidates,
         "shot": panel.shot,
-        "refine": None
-        if panel.refine is None
-        else {"scale": panel.refine.scale, "strength": panel.refine.strength, "steps": panel.refine.steps},
+        "refine": None if panel.refine is None else panel.refine.as_dict(),
     }
 
 

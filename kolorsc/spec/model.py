@@ -40,6 +40,9 @@ class Refine:
     strength: float = 0.5  # denoising strength of the refine pass
     steps: int | None = None  # None: same as the panel's steps
 
+    def as_dict(self) -> dict:
+        return {"scale": self.scale, "strength": self.strength, "steps": self.steps}
+
 
 @dataclass(frozen=True)
 class Defaults:
