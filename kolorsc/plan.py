@@ -184,7 +184,6 @@ def make_plan(
     lora: LoraSource | None = None,
 ) -> Plan:
     """Every node of the story's build, in run order, with its key (statuses not yet known)."""
-    root = story.root
     style = story.style
     nodes: list[Node] = []
 

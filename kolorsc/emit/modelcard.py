@@ -94,7 +94,7 @@ def _usage_section(result: StoryResult) -> list[str]:
         "",
         "### ComfyUI",
         "",
-        f"`workflow_comfyui.json` is an API-format workflow rendering all eight panels in one queue. It needs",
+        "`workflow_comfyui.json` is an API-format workflow rendering all eight panels in one queue. It needs",
         f"the node pack [ComfyUI-Kolors-MZ]({NODE_PACK}) (ComfyUI has no built-in loader for Kolors'",
         "ChatGLM3 text encoder) and these files:",
         "",

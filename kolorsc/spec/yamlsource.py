@@ -189,7 +189,7 @@ def parse_text(text: str, name: str) -> Source:
             # e.g. an unclosed quote: the problem is found at the end, the cause is where it began
             what += f" ({exc.context} at line {cm.line + 1}, column {cm.column + 1})"
         raise SourceError(Diagnostic(name, line, col, "", f"invalid YAML: {what}", hint)) from None
-    except yaml.reader.ReaderError as exc:  # control characters: no mark, only an offset
+    except yaml.reader.ReaderError:  # control characters: no mark, only an offset
         # libyaml reports a byte offset; find the character ourselves with PyYAML's own rule
         bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
         at = bad.start() if bad else 0
