@@ -127,19 +127,22 @@ def run_stock(models: Path, steps: int, resolution: int, work: Path) -> dict:
 def run_components(models: Path, steps: int, resolution: int, work: Path) -> dict:
     """Seconds of one text-encoder call and one VAE-encoder call (what stock adds to every step)."""
     import torch
+    from diffsynth.prompters import KolorsPrompter
 
     from kolorsc.engines.kolors.loading import TEXT_ENCODER, VAE, DiffSynthLoader
     from kolorsc.spec.model import Training
-    from kolorsc.train import _encode_image, _encode_text
+    from kolorsc.train import _encode_image
 
     folder = models / REPO
+    prompter = KolorsPrompter()
     loader = DiffSynthLoader()
     te = loader.load_text_encoder(folder / TEXT_ENCODER, torch.float32, "cpu")
     out = {"side": "components", "text_encoder_layers": te.encoder.num_layers}
     times = []
     for caption in ("水墨画，山水", "水墨画，竹林", "水墨画，远山"):
         t = time.perf_counter()
-        _encode_text(te, caption, "cpu")
+        with torch.no_grad():  # what stock's training step runs: 256 padded tokens
+            prompter.encode_prompt_using_ChatGLM(caption, te, prompter.tokenizer, 256, 2, "cpu")
         times.append(time.perf_counter() - t)
     out["text_encoder_seconds"] = times
     del te

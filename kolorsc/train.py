@@ -253,6 +253,7 @@ def encode_dataset(rows, models: KolorsModels, spec: Training, cache: Path, devi
                    calls: CallCounter | None = None) -> list[dict]:
     """One dict of tensors per image: latents (and flipped latents), prompt embedding, pooled."""
     from kolorsc.data.fingerprint import file_sha256
+    from kolorsc.engines.kolors.encoding import ENCODING_VERSION
 
     cache.mkdir(parents=True, exist_ok=True)
     ident = json.dumps(models.identity, sort_keys=True, default=str)
@@ -260,7 +261,7 @@ def encode_dataset(rows, models: KolorsModels, spec: Training, cache: Path, devi
     for n, (image_path, caption) in enumerate(rows):
         progress(n, len(rows), "encoding images and captions (once)")
         image_key = _digest("latent", file_sha256(image_path), spec.resolution, spec.center_crop, spec.random_flip, ident)
-        text_key = _digest("text", caption, CAPTION_TOKENS, ident)
+        text_key = _digest("text", caption, CAPTION_TOKENS, ENCODING_VERSION, ident)
         latents = _cached(cache / f"{image_key}.safetensors",
                           lambda p=image_path: _encode_image(_encoder(models, "vae_encoder", calls), p, spec, device))
         text = _cached(cache / f"{text_key}.safetensors",
@@ -336,27 +337,16 @@ def _encode_image(vae, path: Path, spec: Training, device: str) -> dict:
 
 
 def _encode_text(text_encoder, caption: str, device: str) -> dict:
+    """The caption as the engine encodes prompts (KolorsPrompter's 256 tokens, padding collapsed),
+    so that training and rendering see the same embeddings."""
     import torch
 
-    prompter = _prompter()
-    prompter.fetch_models(text_encoder)
+    from kolorsc.engines.kolors.encoding import encode_text
+
     with torch.no_grad():
         text_encoder.to(device)
-        pooled, emb = prompter.encode_prompt(caption, device=device, positive=True)
-    prompter.fetch_models(None)  # the shared prompter must not keep the 6B encoder alive
-    return {"prompt_emb": emb[0], "pooled": pooled[0]}
-
-
-_PROMPTER = None
-
-
-def _prompter():
-    global _PROMPTER
-    if _PROMPTER is None:
-        from diffsynth.prompters import KolorsPrompter
-
-        _PROMPTER = KolorsPrompter()  # loads the ChatGLM tokenizer shipped with diffsynth
-    return _PROMPTER
+        emb = encode_text(text_encoder, caption, device)
+    return {"prompt_emb": emb.sequence[0], "pooled": emb.pooled[0]}
 
 
 # --- the Lightning module ------------------------------------------------------------------

@@ -132,7 +132,7 @@ def test_plan_memory_branches():
 def test_low_memory_releases_text_encoder_before_the_unet_loads(models_dir, tmp_path):
     e = make_engine(models_dir, tmp_path / "cache", device_memory=16 * GB)
     render_one(e, make_panel(steps=1))
-    assert e.events[:4] == ["load text_encoder", "release text_encoder", "load unet", "load vae"]
+    assert e.events[:5] == ["prefetch text_encoder, unet, vae", "load text_encoder", "release text_encoder", "load unet", "load vae"]
     assert e.text_encoder is None and e.unet is not None
 
 
@@ -273,3 +273,43 @@ def test_low_memory_can_be_forced_from_the_environment(models_dir, tmp_path, mon
     assert make_engine(models_dir, tmp_path, device_memory=80 * GB).plan.low_memory
     monkeypatch.setenv("KOLORSC_LOW_MEMORY", "0")
     assert not make_engine(models_dir, tmp_path, device_memory=8 * GB).plan.low_memory
+
+
+# -- prefetch --------------------------------------------------------------------------------------
+
+
+def test_prefetch_reads_every_byte_and_never_fails(tmp_path):
+    from kolorsc.engines.kolors.loading import Prefetch
+
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"x" * 5_000_001)
+    b.write_bytes(b"y" * 17)
+    p = Prefetch([a, tmp_path / "gone.bin", b], chunk=1 << 20).start()  # a missing file is skipped
+    p.wait()
+    assert p.bytes_read == 5_000_018 and not p.skipped
+
+
+def test_prefetch_skips_files_larger_than_the_memory_available(tmp_path, monkeypatch):
+    from kolorsc.engines.kolors import loading
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"z" * 4096)
+    monkeypatch.setattr(loading, "_available_memory", lambda: 1000)
+    p = loading.Prefetch([big]).start()
+    p.wait()
+    assert p.bytes_read == 0 and "4096 bytes to read, 1000 available" in p.skipped
+
+
+def test_render_waits_for_the_prefetch_before_loading_the_unet(models_dir, tmp_path):
+    e = make_engine(models_dir, tmp_path / "cache")
+    render_one(e, make_panel(steps=1))
+    assert e.events[0] == "prefetch text_encoder, unet, vae"
+    assert e._prefetch is None  # joined and dropped when the UNet was loaded
+    render_one(e, make_panel(prompt="又一个", steps=1))  # low-memory plan: the encoder comes back
+    second = e.events[e.events.index("load vae") + 1:]
+    assert second == ["prefetch text_encoder, unet, vae", "release unet", "release vae", "load text_encoder",
+                      "release text_encoder", "load unet", "load vae"]
+
+    cached = make_engine(models_dir, tmp_path / "cache")  # every embedding cached: no encoder
+    render_one(cached, make_panel(steps=1))
+    assert cached.events[:3] == ["prefetch unet, vae", "load unet", "load vae"]

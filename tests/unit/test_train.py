@@ -3,7 +3,7 @@
 The stand-ins (see _train_fixtures.py for exactly what is substituted and why): a UNet that
 subclasses diffsynth's SDXLUNet with its forward, block layout and module names at 32/64
 channels; diffsynth's real ChatGLMModel at hidden size 32 with the real Kolors tokenizer and
-prompter; an 8x-downsampling conv in place of the SDXL VAE encoder. Everything else (encoding
+encoding; an 8x-downsampling conv in place of the SDXL VAE encoder. Everything else (encoding
 cache, peft injection, Lightning loop, checkpoints, export) is the production code.
 """
 

@@ -27,6 +27,7 @@ from kolorsc.engines.kolors.loading import (
     UNET,
     VAE,
     DiffSynthLoader,
+    Prefetch,
     Vae,
 )
 from kolorsc.errors import EngineError
@@ -34,7 +35,7 @@ from kolorsc.errors import EngineError
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-ENGINE_VERSION = "kolors-1"
+ENGINE_VERSION = "kolors-2"  # 2: collapsed prompt padding, fused LoRA merge (same images up to rounding)
 BASE_MODEL = "Kwai-Kolors/Kolors"
 LOW_MEMORY_ENV = "KOLORSC_LOW_MEMORY"  # 1: force the low-memory plan, 0: keep everything resident
 
@@ -80,6 +81,7 @@ class KolorsEngine(Engine):
         self.unet = None
         self.vae: Vae | None = None
         self._merged: tuple[str, float] | None = None  # (LoRA key, scale) merged into self.unet
+        self._prefetch: Prefetch | None = None  # model files being streamed into the page cache
         self.calls = sampling.CallCounter()
         self.events: list[str] = []  # load/release log: what the memory plan did, in order
 
@@ -149,19 +151,44 @@ class KolorsEngine(Engine):
     def _load_unet_and_vae(self):
         if self.plan.low_memory:
             self._release("text_encoder")
+        if self._prefetch is not None:
+            self._prefetch.wait()  # streaming the rest beats faulting it in page by page
+            self._prefetch = None
         if self.unet is None:
             self.unet = self._guard("load", self.loader.load_unet, self.folder / UNET, self.dtype, self.device)
             self._merged = None
             self.events.append("load unet")
         if self.vae is None:
-            if self._use_fp16_fix():
-                path, dtype = models.VAE_FP16_FIX.folder(self.models_dir) / FP16_FIX_VAE, self.dtype
-            else:
-                import torch
-
-                path, dtype = self.folder / VAE, torch.float32  # the SDXL VAE overflows in fp16
+            path, dtype = self._vae_source()
             self.vae = self._guard("load", self.loader.load_vae, path, dtype, self.device)
             self.events.append("load vae")
+
+    def _vae_source(self):
+        """(file, dtype): the fp16-fix VAE in the low-memory plan on a GPU, else Kolors' own in fp32."""
+        import torch
+
+        if self._use_fp16_fix():
+            return models.VAE_FP16_FIX.folder(self.models_dir) / FP16_FIX_VAE, self.dtype
+        return self.folder / VAE, torch.float32  # the SDXL VAE overflows in fp16
+
+    def _start_prefetch(self, text_encoder: bool) -> None:
+        """Stream the files about to be used into the page cache, in the order they are needed:
+        the text encoder's (when prompts need encoding), then the UNet's and the VAE's, which
+        arrive while the prompts are being encoded."""
+        from kolorsc.engines.kolors.loading import text_encoder_files
+
+        reload = text_encoder and self.plan.low_memory  # loading the encoder will release UNet and VAE
+        parts = {
+            "text_encoder": [self.folder / rel for rel in text_encoder_files(self.folder)] if text_encoder else [],
+            "unet": [self.folder / UNET] if self.unet is None or reload else [],
+            "vae": [self._vae_source()[0]] if self.vae is None or reload else [],
+        }
+        wanted = [path for paths in parts.values() for path in paths]
+        if wanted and self._prefetch is None:
+            self._prefetch = Prefetch(wanted).start()
+            names = ", ".join(name for name, paths in parts.items() if paths)
+            skipped = self._prefetch.skipped
+            self.events.append(f"prefetch {names}" + (f" skipped ({skipped})" if skipped else ""))
 
     def _release(self, *names: str) -> None:
         released = False
@@ -241,6 +268,7 @@ class KolorsEngine(Engine):
                 todo.append(text)
             else:
                 out[text] = cached
+        self._start_prefetch(text_encoder=bool(todo) and self.text_encoder is None)
         if todo:
             text_encoder = self._load_text_encoder()
             for i, text in enumerate(todo):
