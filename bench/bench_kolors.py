@@ -424,6 +424,25 @@ def cmd_prove(args) -> None:
         emb = encode_text(te, "一只猫", "cpu")
         print(f"encode: sequence {tuple(emb.sequence.shape)}, pooled {tuple(emb.pooled.shape)}, "
               f"finite={bool(torch.isfinite(emb.sequence).all())}, {time.perf_counter() - t0:.1f}s", flush=True)
+    if args.encode and args.compare:  # diffsynth's padded 256-token pass on the same model
+        from diffsynth.prompters import KolorsPrompter
+
+        prompter = KolorsPrompter()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            seq, pooled = prompter.encode_prompt_using_ChatGLM("一只猫", te, prompter.tokenizer, 256, 2, "cpu")
+        real = int(prompter.tokenizer("一只猫", return_tensors="pt")["input_ids"].shape[1])
+        ours = emb.sequence.float()
+        diff = (seq.float() - ours).abs()
+
+        def rel(a, b):  # relative Frobenius error
+            return float((a - b).norm() / b.norm())
+
+        print(f"stock padded encode: {time.perf_counter() - t0:.1f}s; values up to {float(seq.float().abs().max()):.3g}; "
+              f"max |difference| real tokens {float(diff[:, -real:].max()):.3g}, pads {float(diff[:, :-real].max()):.3g}, "
+              f"pooled {float((pooled.float() - emb.pooled.float()).abs().max()):.3g}; relative error real tokens "
+              f"{rel(ours[:, -real:], seq.float()[:, -real:]):.2e}, pads {rel(ours[:, :-real], seq.float()[:, :-real]):.2e}",
+              flush=True)
 
 
 def main(argv=None) -> None:
@@ -437,6 +456,7 @@ def main(argv=None) -> None:
     p = sub.add_parser("prove")
     p.add_argument("--root", default="/work/bench-models")
     p.add_argument("--encode", action="store_true")
+    p.add_argument("--compare", action="store_true", help="with --encode: also diffsynth's padded pass, and the difference")
     r = sub.add_parser("run")
     r.add_argument("--root", default="/work/bench-models")
     r.add_argument("--story", default=str(Path(__file__).resolve().parents[1] / "stories" / "classroom-dream.yaml"))
