@@ -91,8 +91,7 @@ def prepare_dataset(
         names = {s.index: s.name for s in samples}
         if ops:
             rows = [{juicer.ID_KEY: s.index, "images": [str(s.path)], "text": f"<__dj__image> {s.caption}"} for s in samples]
-            kept_ids = juicer.run(ops, rows, work / "dj")
-            counts = juicer.attribute(ops, names, kept_ids, work / "dj")
+            kept_ids, counts = juicer.run(ops, rows, names, work / "dj")
         else:
             kept_ids, counts = [s.index for s in samples], []
         counts += [OpCount(op, -1, 0, [], note) for op, note in notes]

@@ -1,10 +1,15 @@
 """Run the style's filters through Data-Juicer's Python API and say which filter dropped what.
 
-One Data-Juicer run (`init_configs(args=["--config", recipe])` + `DefaultExecutor(cfg).run()`)
-with its tracer on: every sample a filter removes is written to `trace/sample_trace-<op>.jsonl`
-(trace_num is set to the sample count, so none is left out), which attributes each drop
-to its filter. Deduplicators trace only example pairs, so their drops are what is missing
-after the filters. Data-Juicer's own logs go to a file in the work folder, not the terminal.
+One Data-Juicer pass per operator (`init_configs(args=["--config", recipe])` +
+`DefaultExecutor(cfg).run()`), each over what the previous one kept, so what an operator
+dropped is simply its input minus its output: exact for filters and deduplicators alike.
+(Session 1 ran all operators in one pass and read Data-Juicer's tracer files. That broke
+for operators that load a model, such as image_aesthetics_filter: datasets >= 4 runs even
+num_proc=1 in a worker pool, the tracer's functools.wraps wrapper is pickled by name and
+the worker runs the unwrapped method, so those drops were never traced and the run failed
+with "dropped N image(s) no filter traced".) Data-Juicer's imports and operators load once
+per process; a pass costs ~0.5 s more on the CI test. Data-Juicer's own logs go to a file in
+the work folder, not the terminal.
 
 Dependencies: importing `data_juicer.core` imports its Ray executor, which needs `ray`;
 `image_deduplicator` needs `imagededup`. Data-Juicer installs a missing module with uv at run
@@ -31,7 +36,6 @@ SUPPORTED_OPS = {
     "image_deduplicator": ("imagededup",),
     "image_aesthetics_filter": ("aesthetics_predictor",),
 }
-DEDUPLICATORS = {"image_deduplicator"}
 CORE_NEEDS = ("ray",)  # data_juicer.core imports ray_executor at import time
 ID_KEY = "kolorsc_index"
 
@@ -61,7 +65,7 @@ def check_ops(filters: tuple[DataFilter, ...]) -> None:
         )
 
 
-def recipe(ops: list[DataFilter], input_jsonl: Path, export: Path, n: int) -> dict:
+def recipe(op: DataFilter, input_jsonl: Path, export: Path) -> dict:
     return {
         "project_name": "kolorsc-dataset",
         "dataset_path": str(input_jsonl),
@@ -70,15 +74,26 @@ def recipe(ops: list[DataFilter], input_jsonl: Path, export: Path, n: int) -> di
         "text_keys": "text",
         "image_key": "images",
         "image_special_token": "<__dj__image>",
-        "open_tracer": True,
-        "trace_num": max(n, 1),
+        "open_tracer": False,
         "use_cache": False,
-        "process": [{f.op: {**f.args, "num_proc": 1}} for f in ops],
+        "process": [{op.op: {**op.args, "num_proc": 1}}],
     }
 
 
-def run(ops: list[DataFilter], samples: list[dict], work: Path) -> list[int]:
-    """Run Data-Juicer over `samples` ({kolorsc_index, images, text}); return kept indices in order."""
+def run(ops: list[DataFilter], samples: list[dict], names: dict[int, str], work: Path) -> tuple[list[int], list[OpCount]]:
+    """Run the operators in order over `samples` ({kolorsc_index, images, text}). Returns the kept
+    indices in order and, per operator, how many it kept and which it dropped."""
+    remaining, counts = samples, []
+    for n, op in enumerate(ops):
+        kept = set(_run_one(op, remaining, work / f"{n:02d}-{op.op}")) if remaining else set()
+        dropped = [s[ID_KEY] for s in remaining if s[ID_KEY] not in kept]
+        remaining = [s for s in remaining if s[ID_KEY] in kept]
+        counts.append(OpCount(op.op, len(remaining), len(dropped), [names[i] for i in dropped]))
+    return [s[ID_KEY] for s in remaining], counts
+
+
+def _run_one(op: DataFilter, samples: list[dict], work: Path) -> list[int]:
+    """One Data-Juicer pass with one operator; the indices of the samples it kept."""
     import yaml
 
     work.mkdir(parents=True, exist_ok=True)
@@ -88,8 +103,9 @@ def run(ops: list[DataFilter], samples: list[dict], work: Path) -> list[int]:
             f.write(json.dumps(s, ensure_ascii=False) + "\n")
     export = work / "out" / "result.jsonl"
     config = work / "recipe.yaml"
-    config.write_text(yaml.safe_dump(recipe(ops, input_jsonl, export, len(samples)), allow_unicode=True), encoding="utf-8")
-    with _quiet(work / "data-juicer.log"):
+    config.write_text(yaml.safe_dump(recipe(op, input_jsonl, export), allow_unicode=True), encoding="utf-8")
+    log = work.parent / "data-juicer.log"
+    with _quiet(log):
         from data_juicer.config import init_configs
         from data_juicer.core import DefaultExecutor
 
@@ -97,40 +113,11 @@ def run(ops: list[DataFilter], samples: list[dict], work: Path) -> list[int]:
             cfg = init_configs(args=["--config", str(config)])
             DefaultExecutor(cfg).run()
         except Exception as exc:
-            raise TrainingError(f"Data-Juicer failed: {type(exc).__name__}: {exc} (log: {work / 'data-juicer.log'})") from exc
+            raise TrainingError(f"Data-Juicer failed in {op.op}: {type(exc).__name__}: {exc} (log: {log})") from exc
     if not export.is_file():  # Data-Juicer exports nothing when no sample is left
         return []
     with export.open(encoding="utf-8") as f:
         return [json.loads(line)[ID_KEY] for line in f if line.strip()]
-
-
-def attribute(ops: list[DataFilter], names: dict[int, str], kept: list[int], work: Path) -> list[OpCount]:
-    """Per operator, in order: how many it kept and which it dropped (from Data-Juicer's traces)."""
-    traces = {p.name: p for p in (work / "out").rglob("sample_trace-*.jsonl")}
-    remaining = list(names)
-    counts = []
-    dedup_slots = []
-    for op in ops:
-        dropped: list[int] = []
-        trace = traces.get(f"sample_trace-{op.op}.jsonl")
-        if op.op not in DEDUPLICATORS and trace is not None:
-            with trace.open(encoding="utf-8") as f:
-                dropped = [json.loads(line)[ID_KEY] for line in f if line.strip()]
-        if op.op in DEDUPLICATORS:
-            dedup_slots.append(len(counts))
-        remaining = [i for i in remaining if i not in set(dropped)]
-        counts.append(OpCount(op.op, len(remaining), len(dropped), [names[i] for i in dropped]))
-    # What no filter trace explains was removed by the deduplicator(s).
-    unexplained = [i for i in remaining if i not in set(kept)]
-    if unexplained:
-        if not dedup_slots:
-            raise TrainingError(f"Data-Juicer dropped {len(unexplained)} image(s) no filter traced")
-        slot = dedup_slots[0]  # with one deduplicator (the usual recipe) this is exact
-        counts[slot].dropped += len(unexplained)
-        counts[slot].dropped_names += [names[i] for i in unexplained]
-        for later in counts[slot:]:
-            later.kept -= len(unexplained)
-    return counts
 
 
 @contextlib.contextmanager

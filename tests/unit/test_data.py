@@ -178,3 +178,51 @@ def test_fingerprint_memo_skips_rereading_unchanged_files(tmp_path, monkeypatch)
     changed = dataset_fingerprint(_dataset(src), src, memo=memo)
     assert changed != first and reads == ["1.png"]
     assert dataset_fingerprint(_dataset(src), src, memo=memo) == changed and reads == ["1.png", "1.png"]
+
+
+def test_aesthetic_filter_with_its_model_keeps_exactly_the_images_scoring_above_the_bar(tmp_path) -> None:
+    """The aesthetic predictor installed (a tiny real AestheticsPredictorV2Linear in the release
+    layout): Data-Juicer's image_aesthetics_filter runs, and the images it keeps are exactly
+    those whose score by kolorsc's own scorer (the challenge's evaluation code), divided by ten
+    as Data-Juicer normalises this predictor, is at least min_score."""
+    from _scoring_fixtures import make_aesthetic_model
+
+    from kolorsc.scoring.aesthetic import AestheticScorer
+
+    models = tmp_path / "models"
+    predictor = make_aesthetic_model(models)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        _noise(src / f"{i}.png", 64, 64, 100 + i)
+    scores = dict(zip(range(6), AestheticScorer(predictor, device="cpu").score(
+        [Image.open(src / f"{i}.png").convert("RGB") for i in range(6)])))
+    ranked = sorted(scores.values())
+    assert ranked[2] < ranked[3], "the fixture must give distinct scores"
+    bar = (ranked[2] + ranked[3]) / 2 / 10  # half the images above, half below
+    filters = (DataFilter("image_aesthetics_filter", {"min_score": bar, "max_score": 1.0}),)
+    dataset = Dataset(source="local", path=src, caption="constant", caption_text="水墨画", filters=filters)
+
+    report = prepare_dataset(dataset, tmp_path, tmp_path / "out", models_dir=models)
+
+    above = sorted(f"{i}.png" for i, s in scores.items() if s / 10 >= bar)
+    below = sorted(f"{i}.png" for i, s in scores.items() if s / 10 < bar)
+    assert sorted(name for _, name in report.files) == above and len(above) == 3
+    [count] = report.filters
+    assert (count.op, count.kept, count.dropped, sorted(count.dropped_names)) == ("image_aesthetics_filter", 3, 3, below)
+    assert not count.note
+
+
+def test_aesthetic_filter_that_drops_everything_is_named(tmp_path) -> None:
+    from _scoring_fixtures import make_aesthetic_model
+
+    models = tmp_path / "models"
+    make_aesthetic_model(models)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2):
+        _noise(src / f"{i}.png", 64, 64, 200 + i)
+    filters = FILTERS[:1] + (DataFilter("image_aesthetics_filter", {"min_score": 0.99, "max_score": 1.0}),)
+    dataset = Dataset(source="local", path=src, caption="constant", caption_text="水墨画", filters=filters)
+    with pytest.raises(TrainingError, match="image_aesthetics_filter removed the last images"):
+        prepare_dataset(dataset, tmp_path, tmp_path / "out", models_dir=models)
