@@ -6,6 +6,10 @@ Layout (under `paths.cache_dir()`):
     objects/ab/<key>.json   sidecar: sha256 and size of the bytes, node id and kind
     locks/ab/<key>.lock     per-key lock file (fcntl.flock): one builder computes a key
     store.lock              builds hold it shared, `gc` holds it exclusive
+    work/<lora key>/        a training run in progress (kept to resume a killed one)
+    kolors-embeddings/      the Kolors engine's prompt embeddings, by text + encoder
+
+`gc` also sweeps the last two by age: a work folder nobody resumed, an embedding nobody read.
 
 Why a sidecar: reading an entry re-hashes the bytes and compares with the sidecar, so a
 truncated or bit-flipped object is caught. Writes go to a temp file in the same folder,
@@ -33,6 +37,32 @@ from kolorsc import paths
 from kolorsc.atomic import atomic_copy_file, atomic_write_bytes
 
 _CHUNK = 1 << 20
+WORK_DIR = "work"
+EMBEDDINGS_DIR = "kolors-embeddings"
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -256,7 +286,28 @@ class Cache:
                     self.discard(key)
             if not dry_run:
                 self._sweep_orphans(time.time() - 86400)
+            for path, size in self._stale_side_files(keep, cutoff):
+                removed += 1
+                freed += size
+                if not dry_run:
+                    _remove(path)
         return GcReport(removed, freed, kept, dry_run)
+
+    def _stale_side_files(self, keep: set[str], cutoff: float) -> Iterator[tuple[Path, int]]:
+        """(path, bytes) of work folders and embeddings not touched since `cutoff`. A work
+        folder belonging to a kept LoRA key stays (its training may be resumed)."""
+        work = self.root / WORK_DIR
+        if work.is_dir():
+            for folder in work.iterdir():
+                files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else [folder]
+                newest = max((_mtime(p) for p in [folder, *files]), default=0.0)
+                if newest < cutoff and not any(k.startswith(folder.name) for k in keep):
+                    yield folder, sum(_size(p) for p in files)
+        embeddings = self.root / EMBEDDINGS_DIR
+        if embeddings.is_dir():
+            for p in embeddings.rglob("*"):
+                if p.is_file() and _mtime(p) < cutoff:
+                    yield p, _size(p)
 
     def _sweep_orphans(self, cutoff: float) -> None:
         if not self.objects.is_dir():

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from kolorsc import lockfile, paths
 from kolorsc.atomic import atomic_copy_file, atomic_write_bytes
-from kolorsc.cache import Cache, sha256_bytes, sha256_file
+from kolorsc.cache import WORK_DIR, Cache, sha256_bytes, sha256_file
 from kolorsc.engines.base import Engine, LoraWeights, RenderJob
 from kolorsc.errors import BuildError, EngineError, KolorscError, ModelMissingError
 from kolorsc.lockfile import LockEntry, LockFile, lock_path
@@ -250,7 +250,7 @@ class _Run:
         # A work folder named by the LoRA's key, outside objects/: a training run killed
         # half-way resumes from its checkpoints next time (train_lora resumes in the same
         # out_dir); only the finished file enters the cache, and the folder goes.
-        work = self.cache.root / "work" / lora.key[:24]
+        work = self.cache.root / WORK_DIR / lora.key[:24]
         dataset_dir = self._dataset(work / "dataset")
         result = train_lora(
             self.story.style,

@@ -153,3 +153,53 @@ def test_gc_refuses_a_path_without_a_lock(tmp_path):
     story.write_text("id: x\n")
     with pytest.raises(UsageError):
         api.cache_gc(tmp_path / "cache", keep=[story])
+
+
+def _age_path(path, days: float) -> None:
+    t = time.time() - days * 86400
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.utime(p, (t, t))
+
+
+def test_gc_sweeps_abandoned_training_folders_and_unused_embeddings(tmp_path):
+    from kolorsc.cache import EMBEDDINGS_DIR, WORK_DIR
+
+    root = tmp_path / "cache"
+    cache = Cache(root)
+    cache.put_bytes(KEY_A, b"x")
+    work = root / WORK_DIR
+    old_run, kept_run, new_run = work / ("a1" * 12), work / KEY_A[:24], work / ("b2" * 12)
+    for folder in (old_run, kept_run, new_run):
+        (folder / "lora" / "work" / "checkpoints").mkdir(parents=True)
+        (folder / "lora" / "work" / "checkpoints" / "last.ckpt").write_bytes(b"c" * 1000)
+    _age_path(old_run, 40)
+    _age_path(kept_run, 40)
+    emb = root / EMBEDDINGS_DIR / "ab"
+    emb.mkdir(parents=True)
+    (emb / "old.safetensors").write_bytes(b"e" * 500)
+    (emb / "new.safetensors").write_bytes(b"e" * 7)
+    _age_path(emb / "old.safetensors", 40)
+    lock = tmp_path / "story.lock"
+    lockfile.write(lock, LockFile("s", {"lora": LockEntry(KEY_A, "x")}))
+
+    dry = api.cache_gc(root, keep=[lock], older_than_days=30, dry_run=True)
+    assert (dry.removed, dry.freed) == (2, 1500) and old_run.is_dir()
+    report = api.cache_gc(root, keep=[lock], older_than_days=30)
+    assert (report.removed, report.freed) == (2, 1500)
+    assert not old_run.exists() and not (emb / "old.safetensors").exists()
+    assert kept_run.is_dir()  # old, but its LoRA key is in a kept lock file: may be resumed
+    assert new_run.is_dir() and (emb / "new.safetensors").exists()
+
+
+def test_an_embedding_read_counts_as_used(tmp_path):
+    import torch
+
+    from kolorsc.engines.kolors.encoding import Embedding, EmbeddingCache
+
+    store = EmbeddingCache(tmp_path)
+    key = "cd" + "3" * 62
+    store.put(key, Embedding(torch.zeros(1, 4, 2), torch.zeros(1, 2)))
+    path = store._path(key)
+    _age_path(path, 40)
+    assert EmbeddingCache(tmp_path).get(key) is not None
+    assert time.time() - path.stat().st_mtime < 60

@@ -22,6 +22,7 @@ and repeat its hidden state P times. The result is the padded encoding up to flo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -75,6 +76,8 @@ class EmbeddingCache:
         except (SafetensorError, KeyError, OSError):  # a damaged entry is a miss, never a crash
             self._path(key).unlink(missing_ok=True)
             return None
+        with contextlib.suppress(OSError):  # mark it used: `kolorsc cache gc` removes what builds stopped reading
+            os.utime(self._path(key))
         self.memory[key] = emb
         return emb
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kolorsc import models, paths
+from kolorsc.cache import EMBEDDINGS_DIR
 from kolorsc.engines.base import Engine, LoraWeights, Progress, RenderJob
 from kolorsc.engines.kolors import device as devices
 from kolorsc.engines.kolors import encoding, sampling
@@ -66,7 +67,7 @@ class KolorsEngine(Engine):
         self.models_dir = paths.models_dir(models_dir)
         self.folder = self.models_dir / models.KOLORS.repo
         root = paths.cache_dir(cache_dir)
-        self.embeddings = encoding.EmbeddingCache(root / "kolors-embeddings")
+        self.embeddings = encoding.EmbeddingCache(root / EMBEDDINGS_DIR)
         self.loader = model_loader or DiffSynthLoader()
         self._device_arg = device
         self._cuda_available = cuda_available
