@@ -3,12 +3,11 @@
 One Data-Juicer pass per operator (`init_configs(args=["--config", recipe])` +
 `DefaultExecutor(cfg).run()`), each over what the previous one kept, so what an operator
 dropped is simply its input minus its output: exact for filters and deduplicators alike.
-(Session 1 ran all operators in one pass and read Data-Juicer's tracer files. That broke
-for operators that load a model, such as image_aesthetics_filter: datasets >= 4 runs even
-num_proc=1 in a worker pool, the tracer's functools.wraps wrapper is pickled by name and
-the worker runs the unwrapped method, so those drops were never traced and the run failed
-with "dropped N image(s) no filter traced".) Data-Juicer's imports and operators load once
-per process; a pass costs ~0.5 s more on the CI test. Data-Juicer's own logs go to a file in
+(One pass reading Data-Juicer's tracer files does not work for operators that load a model,
+such as image_aesthetics_filter: datasets >= 4 runs even num_proc=1 in a worker pool, the
+tracer's functools.wraps wrapper is pickled by name, the worker runs the unwrapped method,
+and those drops are never traced.) Data-Juicer's imports load once per process, so an extra
+pass only re-reads a style dataset's few samples. Data-Juicer's own logs go to a file in
 the work folder, not the terminal.
 
 Dependencies: importing `data_juicer.core` imports its Ray executor, which needs `ray`;
