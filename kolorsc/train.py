@@ -339,13 +339,10 @@ def _encode_image(vae, path: Path, spec: Training, device: str) -> dict:
 def _encode_text(text_encoder, caption: str, device: str) -> dict:
     """The caption as the engine encodes prompts (KolorsPrompter's 256 tokens, padding collapsed),
     so that training and rendering see the same embeddings."""
-    import torch
-
     from kolorsc.engines.kolors.encoding import encode_text
 
-    with torch.no_grad():
-        text_encoder.to(device)
-        emb = encode_text(text_encoder, caption, device)
+    text_encoder.to(device)
+    emb = encode_text(text_encoder, caption, device)  # runs under no_grad itself
     return {"prompt_emb": emb.sequence[0], "pooled": emb.pooled[0]}
 
 

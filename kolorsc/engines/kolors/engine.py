@@ -30,13 +30,14 @@ from kolorsc.engines.kolors.loading import (
     DiffSynthLoader,
     Prefetch,
     Vae,
+    text_encoder_files,
 )
 from kolorsc.errors import EngineError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-ENGINE_VERSION = "kolors-2"  # 2: collapsed prompt padding, fused LoRA merge (same images up to rounding)
+ENGINE_VERSION = "kolors-2"  # 2: collapsed prompt padding (same images up to rounding)
 BASE_MODEL = "Kwai-Kolors/Kolors"
 LOW_MEMORY_ENV = "KOLORSC_LOW_MEMORY"  # 1: force the low-memory plan, 0: keep everything resident
 
@@ -176,8 +177,6 @@ class KolorsEngine(Engine):
         """Stream the files about to be used into the page cache, in the order they are needed:
         the text encoder's (when prompts need encoding), then the UNet's and the VAE's, which
         arrive while the prompts are being encoded."""
-        from kolorsc.engines.kolors.loading import text_encoder_files
-
         reload = text_encoder and self.plan.low_memory  # loading the encoder will release UNet and VAE
         parts = {
             "text_encoder": [self.folder / rel for rel in text_encoder_files(self.folder)] if text_encoder else [],
