@@ -157,7 +157,7 @@ def _free_port() -> int:
 def test_two_process_ddp_on_cpu_ends_with_the_same_lora(tmp_path) -> None:
     from safetensors.torch import load_file
 
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "PYTHONPATH": str(HERE.parents[1]),
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "PYTHONPATH": str(HERE.parent),
            "OMP_NUM_THREADS": "1", "KOLORSC_CACHE": str(tmp_path / "cache")}
     run = subprocess.run([sys.executable, str(HERE / "_train_ddp_script.py"), str(tmp_path)],
                          check=False, env=env, capture_output=True, text=True, timeout=300)

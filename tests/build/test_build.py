@@ -241,7 +241,7 @@ def test_two_concurrent_builds_on_one_cache_render_each_panel_once(tmp_path):
     project = make_project(tmp_path / "project")
     markers = tmp_path / "markers"
     markers.mkdir()
-    script = CONCURRENT.format(tests=str(Path(__file__).parent))
+    script = CONCURRENT.format(tests=str(Path(__file__).parents[1]))
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(story_path(project)), str(tmp_path / "cache"), str(markers),
@@ -268,7 +268,7 @@ def test_build_killed_mid_render_is_completed_by_the_next_build(built, tmp_path)
     project = make_project(tmp_path / "project")
     markers = tmp_path / "markers"
     markers.mkdir()
-    script = CONCURRENT.format(tests=str(Path(__file__).parent)).replace("delay=0.05", "delay=0.4")
+    script = CONCURRENT.format(tests=str(Path(__file__).parents[1])).replace("delay=0.05", "delay=0.4")
     proc = subprocess.Popen([sys.executable, "-c", script, str(story_path(project)), str(tmp_path / "cache"),
                              str(markers), str(project / "build")])
     deadline = time.time() + 60

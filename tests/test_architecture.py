@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "kolorsc"
+PACKAGE = Path(__file__).resolve().parents[1] / "kolorsc"
 
 # Lower number = lower layer. The first matching prefix wins.
 LAYERS = [

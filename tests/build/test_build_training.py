@@ -1,5 +1,5 @@
 """The dataset -> LoRA part of the build graph with the real data preparation and the real
-trainer on tiny stand-in models (tests/unit/_train_fixtures.TinyLoader), on CPU."""
+trainer on tiny stand-in models (tests/_train_fixtures.TinyLoader), on CPU."""
 
 from __future__ import annotations
 

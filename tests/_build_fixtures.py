@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kolorsc.engines.preview import PreviewEngine
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 STORY = "classroom-dream"
 TEST_LONG_SIDE = 128  # small drafts keep the tests fast; every test uses the same size
 

@@ -297,7 +297,7 @@ def test_outputs_are_identical_across_processes(tmp_path):
     import sys
     from pathlib import Path
 
-    here = str(Path(__file__).parent)
+    here = str(Path(__file__).parents[1])  # where the _*_fixtures helpers are
     runs = []
     for seed in ("1", "2"):
         work = tmp_path / seed

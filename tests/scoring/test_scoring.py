@@ -1,5 +1,5 @@
 """Scoring against the seed's own evaluation code, on tiny random models of the real classes
-saved in the real ModelScope layouts (tests/unit/_scoring_fixtures.py)."""
+saved in the real ModelScope layouts (tests/_scoring_fixtures.py)."""
 
 from __future__ import annotations
 
