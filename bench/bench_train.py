@@ -90,7 +90,7 @@ def run_stock(models: Path, steps: int, resolution: int, work: Path) -> dict:
     from diffsynth.data.simple_text_image import TextImageDataset
     from diffsynth.trainers.text_to_image import LightningModelForT2ILoRA
 
-    from kolorsc.train import CallCounter
+    from kolorsc.engines.kolors.calls import CallCounter
 
     dataset = _dataset(work / "data", resolution)
     folder = models / REPO
@@ -109,7 +109,7 @@ def run_stock(models: Path, steps: int, resolution: int, work: Path) -> dict:
 
     t0 = time.perf_counter()
     model = StockKolors()
-    calls = CallCounter()
+    calls = CallCounter("text_encoder", "vae_encoder", "unet")
     calls.attach("text_encoder", model.pipe.text_encoder_kolors)
     calls.attach("vae_encoder", model.pipe.vae_encoder)
     calls.attach("unet", model.pipe.unet)

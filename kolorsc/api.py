@@ -1,10 +1,12 @@
-"""The callable API behind `kolorsc build`, `plan` and `cache`: no printing, no exiting.
+"""The callable API behind every command: no printing, no exiting.
 
-    build(paths, ...) -> BuildSummary    every story of files/collections; one failing story
-                                         does not stop the others
-    plan(path, ...)   -> Plan            what a build would do, and why (build --dry-run)
-    cache_info(cache_dir) -> CacheInfo
-    cache_gc(cache_dir, keep, older_than_days, dry_run) -> GcReport
+    build(paths, ...)         -> BuildSummary    stories or collections; a failing story does
+                                                 not stop the others
+    plan(path, ...)           -> Plan            what a build would do, and why (= build --dry-run)
+    cache_info / cache_gc                        the content-addressed cache
+    train(style_file, ...)    -> TrainOutcome    a style's LoRA outside a build
+    lora_inspect / lora_export                   LoRA files
+    score(folder, ...)        -> FolderResult    the challenge's score of any folder of images
 """
 
 from __future__ import annotations
@@ -14,13 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kolorsc import lockfile
+from kolorsc import paths as user_paths
+from kolorsc.build import inputs, lockfile
+from kolorsc.build.executors import Executor, LocalExecutor
+from kolorsc.build.graph import make_graph
+from kolorsc.build.outputs import output_dir
+from kolorsc.build.run import Options, Progress, StoryRun, run, story_error
+from kolorsc.build.stages.base import Env
+from kolorsc.build.status import Plan, plan_of
 from kolorsc.cache import Cache, CacheInfo, GcReport
 from kolorsc.engines import Engine, get_engine
 from kolorsc.errors import Diagnostic, KolorscError, SpecError, UsageError
-from kolorsc.plan import Plan
 from kolorsc.prompts import Panel
-from kolorsc.runner import BuildReport, Options, StageProgress, build_story, output_dir, plan_story
 from kolorsc.spec.model import Story
 
 BUILT, UP_TO_DATE, PLANNED, FAILED, INVALID = "built", "up-to-date", "planned", "failed", "invalid"
@@ -32,9 +39,11 @@ class StoryOutcome:
     status: str  # built, up-to-date, planned (dry run), failed, invalid
     story_id: str | None = None
     plan: Plan | None = None
-    report: BuildReport | None = None
+    report: StoryRun | None = None
     error: str | None = None
+    exit_code: int = 0
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_json(self) -> dict:
@@ -45,8 +54,9 @@ class StoryOutcome:
             "status": self.status,
             "seconds": round(self.seconds, 3),
             "error": self.error,
+            "warnings": self.warnings,
             "diagnostics": [d.format() for d in self.diagnostics],
-            "nodes": plan_json(plan) if plan else [],
+            "nodes": plan_json(plan, report) if plan else [],
             "ran": report.ran if report else {},
             "written": report.written if report else [],
             "out_dir": str(report.out_dir) if report else None,
@@ -64,8 +74,8 @@ class BuildSummary:
 
     @property
     def exit_code(self) -> int:
-        """2 if a story is invalid, else 1 if one failed, else 0."""
-        if self.count(INVALID):
+        """2 if a story is invalid (or failed on bad input), else 1 if one failed, else 0."""
+        if self.count(INVALID) or any(o.exit_code == 2 for o in self.outcomes):
             return 2
         return 1 if self.count(FAILED) else 0
 
@@ -77,22 +87,23 @@ class BuildSummary:
         }
 
 
-def plan_json(plan: Plan) -> list[dict]:
+def plan_json(plan: Plan, report: StoryRun | None = None) -> list[dict]:
+    where = report.where if report else {}
     return [
-        {"id": n.id, "kind": n.kind, "status": n.status, "why": n.why, "key": n.key,
-         "output": n.output, "loc": str(n.loc) if n.loc else None}
+        {"id": str(n.id), "kind": n.kind, "status": n.status, "why": list(n.why), "key": n.key,
+         "output": n.output, "loc": str(n.loc) if n.loc else None, "ran_on": where.get(str(n.id))}
         for n in plan.nodes
     ]
 
 
-def _scores_json(report: BuildReport | None) -> dict | None:
+def _scores_json(report: StoryRun | None) -> dict | None:
     if report is None or report.result is None:
         return None
     s = report.result.scores
     return {"aesthetic_mean": s.aesthetic_mean, "threshold": s.threshold, "gate": s.gate, "note": s.note}
 
 
-# -- loading -------------------------------------------------------------------------------
+# -- loading and planning ------------------------------------------------------------------
 
 
 def load(path: Path) -> tuple[Story, list[Panel]]:
@@ -122,7 +133,15 @@ def make_engine(name: str, models_dir: Path | None = None, device: str | None = 
     return get_engine(name, **options)
 
 
-# -- commands ------------------------------------------------------------------------------
+def plan_story(story: Story, panels: list[Panel], engine: Engine, cache: Cache,
+               models_dir: Path | None = None) -> Plan:
+    """The story's plan: every node, its key, cached / to-run / skipped and why. Read-only."""
+    read = lockfile.read(lockfile.lock_path(story.path))
+    resolved = inputs.identities(story, engine, cache, models_dir, read.lock)
+    plan = plan_of(make_graph(story, panels, resolved.identities), cache, read,
+                   lock_name=str(lockfile.lock_path(story.path)))
+    plan.warnings += resolved.warnings
+    return plan
 
 
 def plan(
@@ -140,6 +159,9 @@ def plan(
     return plan_story(story, panels, eng, Cache(cache_dir), models_dir=models_dir)
 
 
+# -- build ---------------------------------------------------------------------------------
+
+
 def build(
     paths: Sequence[Path],
     *,
@@ -151,48 +173,66 @@ def build(
     device: str | None = None,
     low_memory: bool | None = None,
     keep_going: bool = False,
-    progress: StageProgress | None = None,
+    progress: Progress | None = None,
+    executor: Executor | None = None,
     on_story=None,
 ) -> BuildSummary:
-    """Build every story in `paths` (files or collection folders).
+    """Build every story in `paths` (files or collection folders), together: identical
+    renders across stories are made once, renders sharing a LoRA go to the engine together.
 
-    A story that fails or is invalid is recorded and the next one runs. `on_story(outcome)`
-    is called after each story (the CLI prints a line)."""
+    A story that fails or is invalid is recorded and the others still build.
+    `on_story(outcome)` is called for each story once its outcome is known."""
+    start = time.perf_counter()
     files = story_files(paths)
     eng = engine if isinstance(engine, Engine) else make_engine(engine, models_dir, device, cache_dir, low_memory)
-    opts = Options(cache_dir=cache_dir, out=out, models_dir=models_dir, device=device,
-                   keep_going=keep_going, progress=progress)
-    outcomes = []
-    for path in files:
-        outcome = _one(path, eng, opts, dry_run)
-        outcomes.append(outcome)
+    cache = Cache(cache_dir)
+    outcomes = [_plan_one(path, eng, cache, models_dir) for path in files]
+    planned = [o for o in outcomes if o.status == PLANNED]
+    if not dry_run and planned:
+        env = Env(eng, user_paths.models_dir(models_dir), device, cache.root / user_paths.WORK_DIR, progress)
+        with executor or LocalExecutor(env) as ex:
+            runs = run([o.plan for o in planned], ex, cache, Options(out=out, keep_going=keep_going, progress=progress))
+        for outcome, story_run in zip(planned, runs):
+            _record(outcome, story_run)
+    seconds = (time.perf_counter() - start) / max(1, len(outcomes))
+    for outcome in outcomes:
+        outcome.seconds = outcome.seconds or seconds
         if on_story:
             on_story(outcome)
     return BuildSummary(outcomes)
 
 
-def _one(path: Path, engine: Engine, opts: Options, dry_run: bool) -> StoryOutcome:
+def _plan_one(path: Path, engine: Engine, cache: Cache, models_dir: Path | None) -> StoryOutcome:
     start = time.perf_counter()
     outcome = StoryOutcome(Path(path), FAILED)
     try:
         story, panels = load(path)
         outcome.story_id = story.id
-        if dry_run:
-            outcome.plan = plan_story(story, panels, engine, Cache(opts.cache_dir), models_dir=opts.models_dir)
-            outcome.status = PLANNED
-        else:
-            report = build_story(story, panels, engine, opts)
-            outcome.plan, outcome.report = report.plan, report
-            outcome.status = BUILT if report.ran or report.written or report.lock_written else UP_TO_DATE
+        outcome.plan = plan_story(story, panels, engine, cache, models_dir=models_dir)
+        outcome.warnings = list(outcome.plan.warnings)
+        outcome.status = PLANNED
     except SpecError as exc:
-        outcome.status, outcome.diagnostics = INVALID, exc.diagnostics
+        outcome.status, outcome.diagnostics, outcome.exit_code = INVALID, exc.diagnostics, 2
         outcome.error = f"{len(exc.diagnostics)} problem(s) in the story"
     except KolorscError as exc:
-        outcome.status, outcome.error = FAILED, str(exc)
+        outcome.error, outcome.exit_code = str(exc), exc.exit_code
     except Exception as exc:  # noqa: BLE001 - one broken story must not stop a collection
-        outcome.status, outcome.error = FAILED, f"{type(exc).__name__}: {exc}"
+        outcome.error, outcome.exit_code = f"{type(exc).__name__}: {exc}", 1
     outcome.seconds = time.perf_counter() - start
     return outcome
+
+
+def _record(outcome: StoryOutcome, story_run: StoryRun) -> None:
+    outcome.report = story_run
+    if story_run.ok:
+        changed = story_run.ran or story_run.written or story_run.lock_written
+        outcome.status = BUILT if changed else UP_TO_DATE
+        return
+    error = story_error(story_run)
+    outcome.status, outcome.error, outcome.exit_code = FAILED, str(error), error.exit_code
+
+
+# -- cache ---------------------------------------------------------------------------------
 
 
 def cache_info(cache_dir: Path | None = None) -> CacheInfo:
@@ -212,11 +252,11 @@ def cache_gc(
         raise UsageError("--older-than must be zero or more days")
     keys: set[str] = set()
     for lock, found in _lock_files(keep):
-        data = lockfile.read(lock)
-        if data is None and not found:
-            raise UsageError(f"{lock}: not a readable kolorsc lock file")
-        if data is not None:  # other tools' *.lock files found in a folder are ignored
-            keys.update(e.key for e in data.nodes.values())
+        read = lockfile.read(lock)
+        if read.lock is None and not found:
+            raise UsageError(f"{lock}: not a readable kolorsc lock file" + (f" ({read.problem})" if read.problem else ""))
+        if read.lock is not None:  # other tools' *.lock files found in a folder are ignored
+            keys.update(e.key for e in read.lock.nodes.values())
     return Cache(cache_dir).gc(keys, older_than_days, dry_run=dry_run)
 
 
@@ -235,13 +275,113 @@ def _lock_files(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
     return out
 
 
+# -- training, LoRA files, scoring ---------------------------------------------------------
+
+
+@dataclass
+class TrainOutcome:
+    dataset_dir: Path
+    dataset_report: object | None  # kolorsc.data.DatasetReport; None when the dataset was unchanged
+    result: object | None = None  # kolorsc.train.TrainResult; None with dataset_only
+
+
+def train(style_file: Path, *, out_dir: Path | None = None, dataset_only: bool = False,
+          models_dir: Path | None = None, device: str | None = None, progress: Progress | None = None,
+          lightning_bar: bool = False) -> TrainOutcome:
+    """Prepare a style's dataset (skipped when unchanged) and train its LoRA into `out_dir`
+    (default build/lora/<style id> in its project; running again resumes)."""
+    import json
+
+    from kolorsc.data import dataset_fingerprint, modelscope_listing, prepare_dataset
+    from kolorsc.spec.loader import find_project_root, load_style
+
+    path = Path(style_file).resolve()
+    root = find_project_root(path)
+    style = load_style(path, root=root)
+    if style.lora is None or style.lora.training is None or style.lora.dataset is None:
+        raise UsageError(f"{style_file}: the style has no lora.training and lora.dataset to train from")
+    out = Path(out_dir).resolve() if out_dir else root / "build" / "lora" / style.id
+    models = user_paths.models_dir(models_dir)
+    dataset = style.lora.dataset
+    listing = modelscope_listing(dataset) if dataset.source == "modelscope" else None
+    dataset_dir = out / "dataset"
+    report_file = dataset_dir / "report.json"
+    fingerprint = dataset_fingerprint(dataset, root, models_dir=models, listing=listing)
+    report = None
+    if not (report_file.is_file() and json.loads(report_file.read_text("utf-8")).get("fingerprint") == fingerprint):
+        report = prepare_dataset(dataset, root, dataset_dir,
+                                 (lambda d, t, label: progress("dataset", d, t, label)) if progress else None,
+                                 models_dir=models, fingerprint=fingerprint)
+    if dataset_only:
+        return TrainOutcome(dataset_dir, report)
+    from kolorsc.train import train_lora
+
+    result = train_lora(style, dataset_dir, out, models_dir=models, device=device, lightning_bar=lightning_bar)
+    return TrainOutcome(dataset_dir, report, result)
+
+
+def lora_inspect(file: Path, check: bool = True):
+    """(LoraFile, problems fitting the Kolors UNet — empty when it fits or unchecked)."""
+    from kolorsc.lora import check_fits, kolors_unet_shapes, read_lora
+
+    lora = read_lora(Path(file))
+    return lora, (check_fits(lora.layers, kolors_unet_shapes()) if check else [])
+
+
+def lora_export(source: Path, target: Path, alpha: float | None = None):
+    """Convert a LoRA (e.g. diffsynth's epoch=0-step=500.ckpt) to kohya-style safetensors.
+    Returns the LoraFile written."""
+    from kolorsc.errors import EngineError
+    from kolorsc.lora import check_fits, kohya_metadata, kolors_unet_shapes, read_lora, write_kohya
+
+    lora = read_lora(Path(source))
+    problems = check_fits(lora.layers, kolors_unet_shapes())
+    if problems:
+        raise EngineError(f"{source} does not fit the Kolors UNet: " + "; ".join(problems[:3]))
+    for layer in lora.layers.values():
+        if layer.alpha is None or alpha is not None:
+            layer.alpha = alpha if alpha is not None else float(layer.rank)
+    first = next(iter(lora.layers.values()))
+    meta = {**lora.metadata, **kohya_metadata(lora.rank, first.alpha, {"kolorsc.converted_from": Path(source).name})}
+    write_kohya(Path(target), lora.layers, meta)
+    return lora
+
+
+def score(folder: Path, *, models_dir: Path | None = None, device: str | None = None, threshold: float = 6.0,
+          prompts: Path | None = None):
+    """Score every image in `folder` like the challenge's script (kolorsc.scoring.present)."""
+    from kolorsc.scoring import present
+
+    return present.score_folder(Path(folder), user_paths.models_dir(models_dir), device=device,
+                                threshold=threshold, prompts=Path(prompts) if prompts else None)
+
+
+def bundle_verify(bundle: Path, *, threshold: float = 6.0, rescore: bool = False,
+                  models_dir: Path | None = None, device: str | None = None):
+    """Check a bundle against the challenge's rules (and rescore it when asked)."""
+    from kolorsc.emit.verify import verify_bundle
+
+    scorer = None
+    if rescore:  # torch and the predictor only when asked for
+        from kolorsc.scoring import load_scorers
+
+        scorer = load_scorers(user_paths.models_dir(models_dir), device).aesthetic
+    return verify_bundle(Path(bundle), threshold=threshold, scorer=scorer)
+
+
 __all__ = [
     "BuildSummary",
     "StoryOutcome",
     "build",
+    "bundle_verify",
     "cache_gc",
     "cache_info",
     "load",
+    "lora_export",
+    "lora_inspect",
     "output_dir",
     "plan",
+    "plan_story",
+    "score",
+    "train",
 ]

@@ -1,21 +1,25 @@
 """The content-addressed build cache: every node's output stored under the node's key.
 
-Layout (under `paths.cache_dir()`):
+Layout (under `paths.cache_dir()`, or --cache-dir / $KOLORSC_CACHE):
 
     objects/ab/<key>        the output bytes (write-once)
     objects/ab/<key>.json   sidecar: sha256 and size of the bytes, node id and kind
     locks/ab/<key>.lock     per-key lock file (fcntl.flock): one builder computes a key
     store.lock              builds hold it shared, `gc` holds it exclusive
+    file-hashes.json        sha256 of project files (LoRA files, dataset images), remembered
+                            by (path, size, mtime) so a no-op build does not re-read them
     work/<lora key>/        a training run in progress (kept to resume a killed one)
     kolors-embeddings/      the Kolors engine's prompt embeddings, by text + encoder
 
-`gc` also sweeps the last two by age: a work folder nobody resumed, an embedding nobody read.
+`gc` covers all of it: unkept objects by age, work folders nobody resumed, embeddings nobody
+read, memo entries of files that are gone.
 
-Why a sidecar: reading an entry re-hashes the bytes and compares with the sidecar, so a
-truncated or bit-flipped object is caught. Writes go to a temp file in the same folder,
-are fsynced, then `os.replace`d (data first, sidecar last): an interrupted build leaves at
-worst data without a sidecar, which every reader treats as a miss. A corrupt entry is
-deleted and reported as a miss with its reason, never trusted and never a crash.
+Reading never changes anything: `lookup` and `read_bytes` report a corrupt entry as a miss
+with its reason, and only the build's run (kolorsc.build.run) discards it, so `plan` and
+`build --dry-run` leave the cache byte-identical. Why a sidecar: a read re-hashes the bytes
+and compares, so a truncated or bit-flipped object is caught. Writes go to a temp file in
+the same folder, are fsynced, then `os.replace`d (data first, sidecar last): an interrupted
+build leaves at worst data without a sidecar, which every reader treats as a miss.
 
 Locks use POSIX `fcntl.flock` (Linux, macOS); the lock files themselves are never deleted
 while the store is shared, because deleting a flock'd file lets a second locker in.
@@ -25,20 +29,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from kolorsc import paths
-from kolorsc.atomic import atomic_copy_file, atomic_write_bytes
+from kolorsc.atomic import atomic_copy_file, atomic_write_bytes, atomic_write_text
+from kolorsc.hashing import sha256_bytes, sha256_file
 
-_CHUNK = 1 << 20
-WORK_DIR = "work"
-EMBEDDINGS_DIR = "kolors-embeddings"
+HASHES_FILE = "file-hashes.json"
+RACY_NS = 2_000_000_000  # a file modified this recently is not memoised (as git's index does)
 
 
 def _mtime(path: Path) -> float:
@@ -56,25 +60,11 @@ def _size(path: Path) -> int:
 
 
 def _remove(path: Path) -> None:
-    import shutil
-
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -98,6 +88,10 @@ class Lookup:
     def hit(self) -> bool:
         return self.entry is not None
 
+    @property
+    def corrupt(self) -> bool:
+        return bool(self.reason and self.reason.startswith("corrupt"))
+
 
 @dataclass(frozen=True)
 class CacheInfo:
@@ -112,6 +106,64 @@ class GcReport:
     freed: int  # bytes
     kept: int
     dry_run: bool
+    paths: tuple[str, ...] = ()  # what was (or would be) removed, relative to the cache
+
+
+class FileHashes:
+    """sha256 of files remembered by (path, size, mtime_ns), in the cache's file-hashes.json.
+
+    `sha256` only reads (the memo, or the file): planning uses it and writes nothing; the
+    run calls `save` to remember what it hashed. A damaged memo is a miss, not a crash."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._entries: dict | None = None
+        self._new: dict = {}
+
+    def _load(self) -> dict:
+        if self._entries is None:
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                self._entries = data if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                self._entries = {}
+        return self._entries
+
+    def sha256(self, file: Path) -> str:
+        st = os.stat(file)
+        name = os.path.abspath(file)
+        entry = self._load().get(name) or self._new.get(name)
+        if isinstance(entry, list) and len(entry) == 3 and entry[:2] == [st.st_size, st.st_mtime_ns]:
+            return entry[2]
+        value = sha256_file(file)
+        if time.time_ns() - st.st_mtime_ns > RACY_NS:
+            self._new[name] = [st.st_size, st.st_mtime_ns, value]
+        return value
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._new)
+
+    def save(self) -> None:
+        """Remember what was hashed; forget files that are gone. Only the run calls this."""
+        if not self._new:
+            return
+        merged = {**self._load(), **self._new}
+        live = {k: v for k, v in merged.items() if os.path.exists(k)}
+        try:
+            atomic_write_text(self.path, json.dumps(live, sort_keys=True))
+            self._entries, self._new = live, {}
+        except OSError:
+            pass  # the memo only saves time: a read-only cache must not fail a build
+
+    def stale(self) -> list[str]:
+        """Memo entries whose file no longer exists (gc forgets them)."""
+        return [k for k in self._load() if not os.path.exists(k)]
+
+    def forget(self, names: Iterable[str]) -> None:
+        entries = {k: v for k, v in self._load().items() if k not in set(names)}
+        atomic_write_text(self.path, json.dumps(entries, sort_keys=True))
+        self._entries = entries
 
 
 class Cache:
@@ -119,6 +171,7 @@ class Cache:
         self.root = paths.cache_dir(root)
         self.objects = self.root / "objects"
         self.locks = self.root / "locks"
+        self.hashes = FileHashes(self.root / HASHES_FILE)
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -128,17 +181,19 @@ class Cache:
     def sidecar_path(self, key: str) -> Path:
         return self.objects / key[:2] / f"{key}.json"
 
-    # -- reading --------------------------------------------------------------------------
+    def work_dir(self, key: str) -> Path:
+        return self.root / paths.WORK_DIR / key[:24]
+
+    # -- reading (never changes anything) -------------------------------------------------
 
     def lookup(self, key: str, verify: bool = True) -> Lookup:
-        """Find `key`; with `verify`, re-hash the bytes. A corrupt entry is deleted: a miss."""
-        meta = self._read_sidecar(key)
+        """Find `key`; with `verify`, re-hash the bytes. A corrupt entry is a miss with its reason."""
+        meta, problem = self._read_sidecar(key)
         if meta is None:
-            return Lookup(None, "missing")
+            return Lookup(None, f"corrupt: {problem}" if problem else "missing")
         obj = self.object_path(key)
         problem = self._check(obj, meta, verify)
         if problem:
-            self.discard(key)
             return Lookup(None, f"corrupt: {problem}")
         return Lookup(Entry(key, obj, meta["sha256"], meta["size"]))
 
@@ -147,31 +202,25 @@ class Cache:
 
     def read_bytes(self, key: str) -> bytes | None:
         """The verified bytes of `key` (one read, hashed in memory), or None on a miss."""
-        meta = self._read_sidecar(key)
+        meta, _ = self._read_sidecar(key)
         if meta is None:
             return None
         try:
             data = self.object_path(key).read_bytes()
         except FileNotFoundError:
-            self.discard(key)
             return None
-        if sha256_bytes(data) != meta["sha256"]:
-            self.discard(key)
-            return None
-        return data
+        return data if sha256_bytes(data) == meta["sha256"] else None
 
-    def _read_sidecar(self, key: str) -> dict | None:
+    def _read_sidecar(self, key: str) -> tuple[dict | None, str | None]:
         try:
             meta = json.loads(self.sidecar_path(key).read_text("utf-8"))
         except FileNotFoundError:
-            return None
+            return None, None
         except (ValueError, OSError):
-            self.discard(key)  # an unreadable sidecar is a corrupt entry
-            return None
+            return None, "unreadable sidecar"
         if not isinstance(meta, dict) or "sha256" not in meta or "size" not in meta:
-            self.discard(key)
-            return None
-        return meta
+            return None, "sidecar without sha256 and size"
+        return meta, None
 
     @staticmethod
     def _check(obj: Path, meta: dict, verify: bool) -> str | None:
@@ -208,6 +257,11 @@ class Cache:
         for p in (self.sidecar_path(key), self.object_path(key)):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
+
+    def touch(self, key: str) -> None:
+        """Mark an entry as used now, so age-based gc keeps what builds still read."""
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.object_path(key))
 
     # -- locking --------------------------------------------------------------------------
 
@@ -253,7 +307,7 @@ class Cache:
     def info(self) -> CacheInfo:
         entries = size = 0
         for key in self.keys():
-            meta = self._read_sidecar(key)
+            meta, _ = self._read_sidecar(key)
             if meta is not None:
                 entries += 1
                 size += int(meta["size"])
@@ -264,52 +318,56 @@ class Cache:
 
         Entries referenced by a kept lock file always stay; so do recent ones (another
         story's build may need them soon). Temp files of interrupted writes older than a
-        day and data files without a sidecar are removed too."""
+        day, data files without a sidecar, abandoned work folders, unread embeddings and
+        memo entries of deleted files go too. `dry_run` lists and removes nothing."""
         cutoff = time.time() - older_than_days * 86400
-        removed = freed = kept = 0
+        removed, freed, kept = 0, 0, 0
+        gone: list[str] = []
         with self.store_lock(exclusive=True):
             for key in list(self.keys()):
                 obj = self.object_path(key)
-                try:
-                    st = obj.stat()
-                    # mtime, not atime: builds touch() what they use, and atime depends
-                    # on mount options (noatime, relatime)
-                    mtime, size = st.st_mtime, st.st_size
-                except FileNotFoundError:
-                    mtime, size = 0.0, 0
-                if key in keep or mtime >= cutoff:
+                # mtime, not atime: builds touch() what they use, and atime depends on mount options
+                if key in keep or _mtime(obj) >= cutoff:
                     kept += 1
                     continue
                 removed += 1
-                freed += size
+                freed += _size(obj)
+                gone.append(obj.relative_to(self.root).as_posix())
                 if not dry_run:
                     self.discard(key)
-            if not dry_run:
-                self._sweep_orphans(time.time() - 86400)
-            for path, size in self._stale_side_files(keep, cutoff):
+            for path, size in [*self._orphans(time.time() - 86400), *self._stale_side_files(keep, cutoff)]:
                 removed += 1
                 freed += size
+                gone.append(path.relative_to(self.root).as_posix())
                 if not dry_run:
                     _remove(path)
-        return GcReport(removed, freed, kept, dry_run)
+            stale = self.hashes.stale()
+            if stale and not dry_run:
+                self.hashes.forget(stale)
+        return GcReport(removed, freed, kept, dry_run, tuple(gone))
 
     def _stale_side_files(self, keep: set[str], cutoff: float) -> Iterator[tuple[Path, int]]:
         """(path, bytes) of work folders and embeddings not touched since `cutoff`. A work
-        folder belonging to a kept LoRA key stays (its training may be resumed)."""
-        work = self.root / WORK_DIR
+        folder belonging to a kept LoRA key stays (its training may be resumed). `state/`
+        is where kolorsc before 0.2 kept its LoRA hash memo: always removable."""
+        work = self.root / paths.WORK_DIR
         if work.is_dir():
             for folder in work.iterdir():
                 files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else [folder]
                 newest = max((_mtime(p) for p in [folder, *files]), default=0.0)
                 if newest < cutoff and not any(k.startswith(folder.name) for k in keep):
                     yield folder, sum(_size(p) for p in files)
-        embeddings = self.root / EMBEDDINGS_DIR
+        embeddings = self.root / paths.EMBEDDINGS_DIR
         if embeddings.is_dir():
             for p in embeddings.rglob("*"):
                 if p.is_file() and _mtime(p) < cutoff:
                     yield p, _size(p)
+        legacy = self.root / "state"
+        if legacy.is_dir():
+            yield legacy, sum(_size(p) for p in legacy.rglob("*") if p.is_file())
 
-    def _sweep_orphans(self, cutoff: float) -> None:
+    def _orphans(self, cutoff: float) -> Iterator[tuple[Path, int]]:
+        """Temp files of interrupted writes and data files without a sidecar, older than `cutoff`."""
         if not self.objects.is_dir():
             return
         for sub in self.objects.iterdir():
@@ -317,11 +375,5 @@ class Cache:
                 orphan = p.name.endswith(".tmp") or (
                     not p.name.endswith(".json") and not (sub / f"{p.name}.json").exists()
                 )
-                if orphan and p.stat().st_mtime < cutoff:
-                    with contextlib.suppress(FileNotFoundError):
-                        p.unlink()
-
-    def touch(self, key: str) -> None:
-        """Mark an entry as used now, so age-based gc keeps what builds still read."""
-        with contextlib.suppress(FileNotFoundError):
-            os.utime(self.object_path(key))
+                if orphan and _mtime(p) < cutoff:
+                    yield p, _size(p)

@@ -112,8 +112,14 @@ def schema_cmd(which):
 
 # --- build: build, plan, cache (issue: kolorsc build) ---
 
-_ENGINE_OPTION = click.option("--engine", type=click.Choice(["preview", "kolors"]), default="preview",
-                              show_default=True, help="preview: drafts, no model; kolors: diffsynth on CUDA.")
+def _engine_option():
+    from kolorsc.engines import ENGINES
+
+    return click.option("--engine", type=click.Choice(ENGINES), default="preview", show_default=True,
+                        help="preview: drafts, no model; kolors: diffsynth on CUDA.")
+
+
+_ENGINE_OPTION = _engine_option()
 _CACHE_OPTION = click.option("--cache-dir", default=None, type=click.Path(file_okay=False, path_type=str),
                              help="Build cache (default: $KOLORSC_CACHE or ~/.cache/kolorsc/store).")
 _MODELS_OPTION = click.option("--models-dir", default=None, type=click.Path(file_okay=False, path_type=str),
@@ -148,6 +154,11 @@ class _Bars:
             self.bar = None
 
 
+def _echo_warnings(warnings) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
 def _echo_plan(plan) -> None:
     counts = plan.counts()
     engine = plan.engine.get("name", "?")
@@ -156,11 +167,12 @@ def _echo_plan(plan) -> None:
     for n in plan.nodes:
         why = "; ".join(n.why)
         where = f"  [{n.loc}]" if n.loc and n.status == "to-run" and n.kind == "render" else ""
-        click.echo(f"  {n.status:<8} {n.id:<22} {why}{where}".rstrip())
+        click.echo(f"  {n.status:<8} {str(n.id):<22} {why}{where}".rstrip())
 
 
 def _echo_outcome(outcome, dry_run: bool) -> None:
     name = outcome.story_id or outcome.path
+    _echo_warnings(outcome.warnings)
     if outcome.status == "invalid":
         for d in outcome.diagnostics:
             click.echo(d.format(), err=True)
@@ -240,6 +252,7 @@ def plan_cmd(story, engine, cache_dir, models_dir, device, low_memory, as_json):
 
     plan = api.plan(story, engine=engine, cache_dir=cache_dir, models_dir=models_dir, device=device,
                     low_memory=low_memory)
+    _echo_warnings(plan.warnings)
     if as_json:
         click.echo(json.dumps(api.plan_json(plan), ensure_ascii=False, indent=2))
     else:
@@ -311,17 +324,9 @@ def bundle_verify(bundle: str, threshold: float, rescore: bool, models_dir: str 
     """Check BUNDLE (a .zip): eight images only, prompts, a loadable LoRA, not a preview, and the
     mean aesthetic score against the threshold. Exit 0 when valid, 1 when not, 2 when BUNDLE is
     missing or not a zip."""
-    from pathlib import Path
+    from kolorsc import api
 
-    from kolorsc.emit.verify import verify_bundle
-
-    scorer = None
-    if rescore:  # torch and the predictor only when asked for
-        from kolorsc.paths import models_dir as resolve_models_dir
-        from kolorsc.scoring import load_scorers
-
-        scorer = load_scorers(resolve_models_dir(models_dir), device).aesthetic
-    report = verify_bundle(Path(bundle), threshold=threshold, scorer=scorer)
+    report = api.bundle_verify(bundle, threshold=threshold, rescore=rescore, models_dir=models_dir, device=device)
     for finding in report.findings:
         click.echo(finding.format())
     if report.aesthetic_mean is not None:
@@ -427,41 +432,22 @@ def _print_dataset_report(report) -> None:
 def train_cmd(style_file, out_dir, dataset_only, models_dir, device):
     """Train a style's LoRA outside a story build: Data-Juicer dataset, Lightning training, and
     lora.safetensors (kohya keys, for ComfyUI/diffusers) + lora.diffsynth.safetensors."""
-    from pathlib import Path
-
-    from kolorsc import paths
-    from kolorsc.errors import UsageError
-    from kolorsc.spec.loader import find_project_root, load_style
-
-    path = Path(style_file).resolve()
-    root = find_project_root(path)
-    style = load_style(path, root=root)
-    if style.lora is None or style.lora.training is None or style.lora.dataset is None:
-        raise UsageError(f"{style_file}: the style has no lora.training and lora.dataset to train from")
-    out = Path(out_dir).resolve() if out_dir else root / "build" / "lora" / style.id
-    models = paths.models_dir(models_dir)
-    bars = _Bars(sys.stderr.isatty())
-    from kolorsc.data import dataset_fingerprint, prepare_dataset
-
-    dataset_dir = out / "dataset"
-    report_file = dataset_dir / "report.json"
     import json
 
-    fresh = report_file.is_file() and json.loads(report_file.read_text(encoding="utf-8")).get(
-        "fingerprint") == dataset_fingerprint(style.lora.dataset, root, models_dir=models)
-    if fresh:
-        click.echo(f"dataset unchanged: {dataset_dir}")
-    else:
-        report = prepare_dataset(style.lora.dataset, root, dataset_dir, lambda d, t, label: bars("dataset", d, t, label),
-                                 models_dir=models)
-        bars.close()
-        _print_dataset_report(report)
-    if dataset_only:
-        return
-    from kolorsc.train import train_lora
+    from kolorsc import api
 
+    bars = _Bars(sys.stderr.isatty())
     # Lightning draws the training bar itself (steps, loss, it/s).
-    result = train_lora(style, dataset_dir, out, models_dir=models, device=device, lightning_bar=True)
+    outcome = api.train(style_file, out_dir=out_dir, dataset_only=dataset_only, models_dir=models_dir,
+                        device=device, progress=bars, lightning_bar=True)
+    bars.close()
+    if outcome.dataset_report is None:
+        click.echo(f"dataset unchanged: {outcome.dataset_dir}")
+    else:
+        _print_dataset_report(outcome.dataset_report)
+    result = outcome.result
+    if result is None:
+        return
     for note in json.loads(result.metadata.get("kolorsc.notes", "[]")):
         click.echo(f"note: {note}", err=True)
     click.echo(f"✓ LoRA rank {result.rank}, alpha {result.alpha:g}, {result.steps} steps -> {result.path}")
@@ -480,11 +466,9 @@ def lora_group() -> None:
 @report_errors
 def lora_inspect(file, check):
     """Format, rank, alpha, layers and metadata of a LoRA file."""
-    from pathlib import Path
+    from kolorsc import api
 
-    from kolorsc.lora import check_fits, kolors_unet_shapes, read_lora
-
-    lora = read_lora(Path(file))
+    lora, problems = api.lora_inspect(file, check=check)
     alphas = sorted({layer.alpha for layer in lora.layers.values() if layer.alpha is not None})
     click.echo(f"{file}: {lora.format}, {len(lora.layers)} layer(s), rank {lora.rank}, "
                f"alpha {', '.join(f'{a:g}' for a in alphas) or 'none (diffsynth: applied as W += scale * up @ down)'}")
@@ -492,7 +476,6 @@ def lora_inspect(file, check):
         value = lora.metadata[key]
         click.echo(f"  {key}: {value if len(value) <= 120 else value[:117] + '...'}")
     if check:
-        problems = check_fits(lora.layers, kolors_unet_shapes())
         for p in problems:
             click.echo(f"  does not fit: {p}", err=True)
         if problems:
@@ -508,28 +491,10 @@ def lora_inspect(file, check):
 @report_errors
 def lora_export(source, target, alpha):
     """Convert a LoRA (e.g. diffsynth's epoch=0-step=500.ckpt) to kohya-style safetensors."""
-    from pathlib import Path
+    from kolorsc import api
 
-    from kolorsc.lora import (
-        check_fits,
-        kohya_metadata,
-        kolors_unet_shapes,
-        read_lora,
-        write_kohya,
-    )
-
-    lora = read_lora(Path(source))
-    problems = check_fits(lora.layers, kolors_unet_shapes())
-    if problems:
-        from kolorsc.errors import EngineError
-
-        raise EngineError(f"{source} does not fit the Kolors UNet: " + "; ".join(problems[:3]))
-    for layer in lora.layers.values():
-        if layer.alpha is None or alpha is not None:
-            layer.alpha = alpha if alpha is not None else float(layer.rank)
+    lora = api.lora_export(source, target, alpha=alpha)
     first = next(iter(lora.layers.values()))
-    meta = {**lora.metadata, **kohya_metadata(lora.rank, first.alpha, {"kolorsc.converted_from": Path(source).name})}
-    write_kohya(Path(target), lora.layers, meta)
     click.echo(f"✓ {len(lora.layers)} layer(s), rank {lora.rank}, alpha {first.alpha:g} -> {target}")
 
 
@@ -548,15 +513,11 @@ def score_cmd(folder, models_dir, device, threshold, prompts, as_json):
     """Score every image in FOLDER like the challenge's script: per-image aesthetic score, mean,
     coherence, alignment (with --prompts) and the PASS/FAIL gate."""
     import json
-    from pathlib import Path
 
-    from kolorsc.paths import models_dir as resolve_models_dir
+    from kolorsc import api
     from kolorsc.scoring import present
 
-    result = present.score_folder(
-        Path(folder), resolve_models_dir(models_dir), device=device, threshold=threshold,
-        prompts=Path(prompts) if prompts else None,
-    )
+    result = api.score(folder, models_dir=models_dir, device=device, threshold=threshold, prompts=prompts)
     for warning in result.scan.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:

@@ -37,6 +37,15 @@ def font_path() -> Path:
     raise KolorscError(f"the font file {'/'.join(FONT_RELPATH)} is missing from {FONT_PACKAGE}: {hint}")
 
 
+def identity() -> dict:
+    """The font files outputs are drawn with (file name and kolorsc.hashing.file_fingerprint):
+    part of the keys of the storyboard and PDF, so another font re-draws them."""
+    from kolorsc.hashing import file_fingerprint
+
+    path = font_path()
+    return {path.name: file_fingerprint(path)}
+
+
 REGULAR = 400
 BOLD = 700
 

@@ -15,17 +15,17 @@ not a full content hash) that goes into panel cache keys.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import struct
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kolorsc.errors import ModelMissingError
+from kolorsc.hashing import digest, file_fingerprint, sha256_file
+from kolorsc.weightfiles import read_safetensors_file
 
 
 @dataclass(frozen=True)
@@ -279,30 +279,11 @@ def check_file(path: Path) -> str | None:
     return None
 
 
-def read_safetensors_header(path: Path) -> tuple[bytes, dict]:
-    """The raw JSON header and its parsed form. Raises ValueError when the file is not a
-    complete safetensors file (header cut off, or data shorter than the header declares)."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise ValueError("truncated: shorter than the 8-byte safetensors header length")
-        (n,) = struct.unpack("<Q", head)
-        if n > size - 8 or n > 100_000_000:
-            raise ValueError(f"truncated or not safetensors: header claims {n} bytes, file has {size}")
-        raw = f.read(n)
-    header = json.loads(raw)
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    if 8 + n + end != size:
-        raise ValueError(f"truncated: {size} bytes on disk, the header describes {8 + n + end}")
-    return raw, header
-
-
 def _check_safetensors(path: Path) -> str | None:
     try:
-        read_safetensors_header(path)
+        read_safetensors_file(path)
     except ValueError as exc:
-        return str(exc)
+        return f"truncated or not safetensors: {exc}"
     return None
 
 
@@ -337,17 +318,13 @@ def _check_index(path: Path) -> str | None:
 
 
 def fingerprint(name: str, models_dir: Path) -> str:
-    """A cheap identity of a model's files: relative path + size of each, and the header of every
-    safetensors file / the text of every json file. Changes when a file is replaced by a
-    different model; costs milliseconds, not a full content hash of 20 GB."""
+    """A cheap identity of a model's files: each file's relative path and
+    kolorsc.hashing.file_fingerprint (size and sampled blocks: different weights of the same
+    shapes still differ), configs hashed whole. Milliseconds, not a full hash of 20 GB."""
     spec = _spec(name)
     folder = spec.folder(models_dir)
-    h = hashlib.sha256()
+    parts = {}
     for rel in sorted(spec.required):
         path = folder / rel
-        h.update(f"{rel}\0{path.stat().st_size}\0".encode())
-        if rel.endswith(".safetensors"):
-            h.update(read_safetensors_header(path)[0])
-        elif rel.endswith(".json"):
-            h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+        parts[rel] = sha256_file(path) if rel.endswith(".json") else file_fingerprint(path)
+    return digest(parts)[:16]

@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 CACHE_ENV = "KOLORSC_CACHE"
+# Folders inside the build cache besides its objects (kolorsc.cache documents the layout).
+WORK_DIR = "work"  # training runs in progress, by LoRA key (kept to resume a killed one)
+EMBEDDINGS_DIR = "kolors-embeddings"  # the Kolors engine's prompt embeddings
 MODELS_ENV = "KOLORSC_MODELS"
 
 

@@ -25,7 +25,6 @@ ComfyUI/diffusers) and `<out_dir>/lora.diffsynth.safetensors` (diffsynth's peft 
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,10 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from kolorsc import __version__
+from kolorsc.codeid import code_identity
+from kolorsc.engines.kolors.calls import CallCounter
 from kolorsc.errors import TrainingError
+from kolorsc.hashing import digest, sha256_file
 from kolorsc.spec.model import Style, Training
 
-TRAINER_VERSION = "1"
 NUM_TRAIN_TIMESTEPS = 1100  # Kolors' DDIM schedule (diffsynth switches to it in Kolors mode)
 CAPTION_TOKENS = 256
 
@@ -128,7 +129,7 @@ def train_lora(
     progress(0, 1, "loading models")
     loader = model_loader or default_model_loader
     models = loader(Path(models_dir), setup.encode_device, setup.weights_dtype)
-    calls = CallCounter()
+    calls = CallCounter("text_encoder", "vae_encoder", "unet")
 
     # 3. Encode every image and caption once (cached), then free the encoders, then the UNet.
     cache = Path(cache_dir) if cache_dir else work / "encoded"
@@ -218,50 +219,21 @@ def default_model_loader(models_dir: Path, device: str, dtype) -> KolorsModels:
     )
 
 
-class CallCounter:
-    """Counts forward calls of named modules (the benchmark reports model calls per step)."""
-
-    def __init__(self):
-        self.counts = {"text_encoder": 0, "vae_encoder": 0, "unet": 0}
-        self._hooks = []
-        self._seen = set()
-
-    def attach(self, name: str, module) -> None:
-        if id(module) not in self._seen:
-            self._seen.add(id(module))
-            self._hooks.append(module.register_forward_pre_hook(self._hook(name)))
-
-    def _hook(self, name):
-        def hook(module, args):
-            self.counts[name] += 1
-
-        return hook
-
-    def remove(self) -> None:
-        for h in self._hooks:
-            h.remove()
-
-
 # --- encoding once ---------------------------------------------------------------------------
-
-
-def _digest(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def encode_dataset(rows, models: KolorsModels, spec: Training, cache: Path, device: str, progress: Progress,
                    calls: CallCounter | None = None) -> list[dict]:
     """One dict of tensors per image: latents (and flipped latents), prompt embedding, pooled."""
-    from kolorsc.data.fingerprint import file_sha256
-    from kolorsc.engines.kolors.encoding import ENCODING_VERSION
+    from kolorsc.engines.kolors.encoding import encoding_identity
 
     cache.mkdir(parents=True, exist_ok=True)
     ident = json.dumps(models.identity, sort_keys=True, default=str)
     items = []
     for n, (image_path, caption) in enumerate(rows):
         progress(n, len(rows), "encoding images and captions (once)")
-        image_key = _digest("latent", file_sha256(image_path), spec.resolution, spec.center_crop, spec.random_flip, ident)
-        text_key = _digest("text", caption, CAPTION_TOKENS, ENCODING_VERSION, ident)
+        image_key = digest(["latent", sha256_file(image_path), spec.resolution, spec.center_crop, spec.random_flip, ident])
+        text_key = digest(["text", caption, CAPTION_TOKENS, encoding_identity(), ident])
         latents = _cached(cache / f"{image_key}.safetensors",
                           lambda p=image_path: _encode_image(_encoder(models, "vae_encoder", calls), p, spec, device))
         text = _cached(cache / f"{text_key}.safetensors",
@@ -542,7 +514,7 @@ def export_metadata(style: Style, spec: Training, rows, setup: RunSetup, steps: 
         "kolorsc.notes": json.dumps(setup.notes, ensure_ascii=False),
         "kolorsc.model_calls": json.dumps(calls, sort_keys=True),
         "kolorsc.version": __version__,
-        "kolorsc.trainer_version": TRAINER_VERSION,
+        "kolorsc.trainer_code": code_identity("kolorsc.train"),
         "kolorsc.render_scale": str(style.lora.scale if style.lora else ""),
         "kolorsc.comfyui_strength": str(
             round(style.lora.scale * spec.rank / spec.alpha, 4) if style.lora and spec.alpha else ""
@@ -553,12 +525,10 @@ def export_metadata(style: Style, spec: Training, rows, setup: RunSetup, steps: 
 def dataset_hash(dataset_dir: Path) -> str:
     """sha256 over the prepared dataset's metadata.csv and every image it lists."""
     from kolorsc.data import read_metadata
-    from kolorsc.data.fingerprint import file_sha256
 
-    h = hashlib.sha256(file_sha256(Path(dataset_dir) / "train" / "metadata.csv").encode())
-    for image, _ in read_metadata(Path(dataset_dir)):
-        h.update(file_sha256(image).encode())
-    return h.hexdigest()
+    files = [sha256_file(Path(dataset_dir) / "train" / "metadata.csv")]
+    files += [sha256_file(image) for image, _ in read_metadata(Path(dataset_dir))]
+    return digest(files)
 
 
 def steps_done(out_dir: Path) -> int:

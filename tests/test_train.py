@@ -38,13 +38,6 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _private_cache(tmp_path_factory):
-    """dataset_fingerprint memoises hashes beside the build cache: keep it out of ~/.cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KOLORSC_CACHE", str(tmp_path_factory.mktemp("cache") / "store"))
-        yield
-
 class Capture:
     """A Lightning callback that records the losses and keeps the trained module."""
 

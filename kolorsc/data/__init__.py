@@ -5,8 +5,9 @@
         out_dir/train/metadata.csv            file_name,text (diffsynth's TextImageDataset layout)
         out_dir/report.json                   what each filter kept and dropped, what was skipped
 
-    dataset_fingerprint(dataset, root) is the build graph's key for that output: the source
-    files' contents (or the ModelScope id and revision), the filters and the caption rule.
+    dataset_facts(dataset, root, ...) is what the build graph keys that output by: the source
+    files' contents (or the ModelScope id, revision and the hub's listing of it), the
+    filters and the caption rule; dataset_fingerprint is their digest.
 
 Data-Juicer, PIL and modelscope are imported inside the functions that use them.
 """
@@ -22,12 +23,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kolorsc.data.fingerprint import dataset_fingerprint
+from kolorsc.data.fingerprint import dataset_facts, dataset_fingerprint, modelscope_listing
 from kolorsc.data.juicer import OpCount
 from kolorsc.errors import TrainingError
 from kolorsc.spec.model import DataFilter, Dataset
 
-__all__ = ["DatasetReport", "OpCount", "dataset_fingerprint", "prepare_dataset"]
+__all__ = ["DatasetReport", "OpCount", "dataset_facts", "dataset_fingerprint", "modelscope_listing", "prepare_dataset"]
 
 Progress = Callable[[int, int, str], None]
 AESTHETIC_OP = "image_aesthetics_filter"
@@ -57,8 +58,10 @@ def prepare_dataset(
     progress: Progress | None = None,
     *,
     models_dir: Path | None = None,
+    fingerprint: str | None = None,
 ) -> DatasetReport:
-    """Prepare the training set of `dataset` in `out_dir` (replaced atomically) and report on it."""
+    """Prepare the training set of `dataset` in `out_dir` (replaced atomically) and report on it.
+    `fingerprint`: what the caller keys this dataset by (default: dataset_fingerprint)."""
     progress = progress or (lambda done, total, label: None)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +109,8 @@ def prepare_dataset(
         files = _write_layout(staged, [by_index[i] for i in kept_ids])
         report = DatasetReport(
             out_dir=out_dir, source=where, found=found, kept=len(files), skipped=skipped,
-            filters=counts, files=files, fingerprint=dataset_fingerprint(dataset, root, models_dir=models_dir),
+            filters=counts, files=files,
+            fingerprint=fingerprint or dataset_fingerprint(dataset, root, models_dir=models_dir),
         )
         (staged / "report.json").write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
         _replace_dir(staged, out_dir)

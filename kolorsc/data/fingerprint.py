@@ -1,13 +1,19 @@
-"""The dataset node's key: what the prepared dataset depends on, hashed.
+"""What a prepared dataset depends on: the facts that go into the dataset node's key.
+
+    dataset_facts(dataset, root, hashes=..., models_dir=..., remote=...) -> dict
+    dataset_fingerprint(...) -> str   (the digest of those facts; `kolorsc train` compares it)
 
 Local folder: every image's and caption sidecar's content (sha256), by relative path.
 The build plans with this on every `kolorsc build`, so a no-op rebuild must not re-read the
 images: measured here, hashing 100 1024px JPEGs (41 MB) takes ~0.1 s (0.5 s for a typical
-200 MB style set) against ~2 ms to stat them. Content hashes are therefore memoised by
-(path, size, mtime_ns) in a small JSON beside the build cache (`<cache>.file-hashes.json`).
-As git does for its index, a file modified within 2 s of being hashed is not memoised (a
-rewrite in the same mtime tick could otherwise keep a stale hash).
-ModelScope: the id, subset, split and revision (the hub's content is not local).
+200 MB style set) against ~2 ms to stat them. Content hashes are therefore taken through the
+build cache's memo (kolorsc.cache.FileHashes), which planning only reads.
+
+ModelScope: the id, subset, split, the revision asked for, and what that revision holds on
+the hub (`modelscope_listing`: a digest of the hub's file listing — paths and content
+hashes), so an upstream change invalidates the prepared data and the LoRA trained from it.
+Offline, the listing cannot be read: the caller passes the one recorded in the lock file.
+
 Both add the caption rule, the filters, the image limit, and whether the aesthetic model is
 installed when the recipe asks for the aesthetic filter (without it the filter is skipped,
 which changes the output).
@@ -15,78 +21,23 @@ which changes the output).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import time
+import threading
 from pathlib import Path
 
-from kolorsc.atomic import atomic_write_text
+from kolorsc.hashing import digest, sha256_file
 from kolorsc.spec.model import Dataset
 
-DATA_VERSION = "1"  # bump when prepare_dataset's output changes for the same inputs
-_CHUNK = 1 << 20
+LISTING_TIMEOUT = 10.0  # seconds: planning must not hang on an unreachable hub
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-RACY_NS = 2_000_000_000
-
-
-def memo_path() -> Path:
-    from kolorsc import paths
-
-    store = paths.cache_dir()
-    return store.with_name(store.name + ".file-hashes.json")
-
-
-class HashMemo:
-    """sha256 of files, remembered by (path, size, mtime_ns) across runs."""
-
-    def __init__(self, path: Path | None):
-        self.path, self.changed = path, False
-        self.entries: dict = {}
-        if path is not None and path.is_file():
-            try:
-                self.entries = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                self.entries = {}  # a damaged memo is a miss, not a crash
-
-    def sha256(self, file: Path) -> str:
-        st = file.stat()
-        key = os.path.abspath(file)
-        entry = self.entries.get(key)
-        if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
-            return entry[2]
-        digest = file_sha256(file)
-        if time.time_ns() - st.st_mtime_ns > RACY_NS:
-            self.entries[key] = [st.st_size, st.st_mtime_ns, digest]
-            self.changed = True
-        return digest
-
-    def save(self) -> None:
-        if self.path is None or not self.changed:
-            return
-        live = {k: v for k, v in self.entries.items() if os.path.exists(k)}
-        try:
-            atomic_write_text(self.path, json.dumps(live))
-        except OSError:
-            pass  # the memo only saves time: a read-only cache must not fail a build
-
-
-def dataset_fingerprint(dataset: Dataset, root: Path, *, models_dir: Path | None = None,
-                        memo: Path | None | bool = True) -> str:
-    """sha256 of the canonical JSON of everything the prepared dataset depends on."""
+def dataset_facts(dataset: Dataset, root: Path, *, hashes=None, models_dir: Path | None = None,
+                  listing: str | None = None) -> dict:
+    """Everything the prepared dataset depends on, as plain data. `hashes`: an object with
+    `sha256(path)` (the cache's FileHashes memo), else files are hashed directly. `listing`:
+    for ModelScope, `modelscope_listing(dataset)` or the value recorded in the lock file."""
     from kolorsc.data.sources import local_images
 
     facts: dict = {
-        "version": DATA_VERSION,
         "source": dataset.source,
         "caption": dataset.caption,
         "caption_text": dataset.caption_text,
@@ -94,22 +45,53 @@ def dataset_fingerprint(dataset: Dataset, root: Path, *, models_dir: Path | None
         "max_images": dataset.max_images,
     }
     if dataset.source == "local":
+        sha = hashes.sha256 if hashes is not None else sha256_file
         folder = Path(dataset.path)
-        hashes = HashMemo(memo_path() if memo is True else (memo or None))
         files = {}
         for image in local_images(folder):
             rel = image.relative_to(folder).as_posix()
-            files[rel] = hashes.sha256(image)
+            files[rel] = sha(image)
             sidecar = image.with_suffix(".txt")
             if dataset.caption != "constant" and sidecar.is_file():
-                files[rel + ":caption"] = hashes.sha256(sidecar)
-        hashes.save()
-        facts["files"] = files
+                files[rel + ":caption"] = sha(sidecar)
+        facts["files"] = digest(files)
     else:
-        facts.update(id=dataset.id, subset=dataset.subset, split=dataset.split, revision=getattr(dataset, "revision", None))
+        facts.update(id=dataset.id, subset=dataset.subset, split=dataset.split,
+                     revision=dataset.revision or "master", listing=listing)
     if any(f.op == "image_aesthetics_filter" for f in dataset.filters):
         from kolorsc.data import aesthetic_model_dir
 
         facts["aesthetic_model"] = aesthetic_model_dir(models_dir) is not None
-    blob = json.dumps(facts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return facts
+
+
+def dataset_fingerprint(dataset: Dataset, root: Path, *, hashes=None, models_dir: Path | None = None,
+                        listing: str | None = None) -> str:
+    """sha256 of `dataset_facts` (what `kolorsc train` records to skip an unchanged dataset)."""
+    return digest(dataset_facts(dataset, root, hashes=hashes, models_dir=models_dir, listing=listing))
+
+
+def modelscope_listing(dataset: Dataset, timeout: float = LISTING_TIMEOUT) -> str | None:
+    """A digest of the hub's file listing (path and content hash of every file) of the
+    dataset at its revision, or None when the hub cannot be asked (offline, unknown id,
+    modelscope not installed). Reads only: nothing is downloaded or written."""
+    result: list = []
+
+    def ask() -> None:
+        try:
+            from modelscope.hub.api import HubApi
+
+            files = HubApi().get_dataset_files(dataset.id, revision=dataset.revision or "master", recursive=True)
+            result.append(sorted(
+                (str(f.get("Path") or f.get("Name")), str(f.get("Sha256") or f.get("Id") or f.get("Size")))
+                for f in files if isinstance(f, dict)
+            ))
+        except Exception:  # noqa: BLE001 - any failure means "cannot tell": the caller falls back
+            pass
+
+    # A daemon thread with a deadline: the hub client's own timeouts are not ours to set.
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    # 32 hex digits: short enough for the lock file to record as it is (kolorsc.build.lockfile)
+    return digest(result[0])[:32] if result and result[0] else None

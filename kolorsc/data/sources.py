@@ -106,7 +106,8 @@ def modelscope_rows(dataset: Dataset):
     except ImportError as exc:
         raise TrainingError("ModelScope datasets need the modelscope package: pip install 'kolorsc[models]'") from exc
     try:
-        return MsDataset.load(dataset.id, subset_name=dataset.subset or "default", split=dataset.split)
+        return MsDataset.load(dataset.id, subset_name=dataset.subset or "default", split=dataset.split,
+                              version=dataset.revision or "master")
     except Exception as exc:  # network, unknown id, hub errors: all mean "no data"
         raise TrainingError(
             f"cannot load ModelScope dataset '{dataset.id}' (split {dataset.split}): "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +19,12 @@ from kolorsc.emit.common import image_name
 from kolorsc.emit.modelcard import PREVIEW_MARKER
 from kolorsc.errors import UsageError
 from kolorsc.spec.model import SCENE_COUNT
+from kolorsc.weightfiles import read_safetensors_header
 
 ERROR = "error"
 WARNING = "warning"
 EXPECTED_IMAGES = tuple(f"images/{image_name(i)}" for i in range(1, SCENE_COUNT + 1))
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
-DTYPE_SIZES = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
-    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
-}
 LORA_PAIRS = ((".lora_down.", ".lora_up."), (".lora_A.", ".lora_B."))
 
 
@@ -67,42 +62,6 @@ class VerifyReport:
 
     def warning(self, message: str) -> None:
         self.findings.append(Finding(WARNING, message))
-
-
-def read_safetensors_header(stream, total_size: int) -> dict:
-    """Parse and check a safetensors header read from `stream` (a file of `total_size` bytes):
-    every tensor's bytes lie inside the file and match its dtype and shape.
-
-    Hand-written (the format is an 8-byte length + JSON header) so that verify needs neither
-    torch nor numpy, and reads only the header, not a LoRA of hundreds of MB. Raises
-    ValueError with the reason."""
-    head = stream.read(8)
-    if len(head) < 8:
-        raise ValueError("file shorter than the 8-byte header length")
-    (n,) = struct.unpack("<Q", head)
-    if n > MAX_HEADER or 8 + n > total_size:
-        raise ValueError(f"header length {n} does not fit in the file ({total_size} bytes)")
-    try:
-        header = json.loads(stream.read(n).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise ValueError("header is not a JSON object")
-    body = total_size - 8 - n
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
-            count = 1
-            for dim in shape:
-                count *= int(dim)
-            size = DTYPE_SIZES[dtype] * count
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"tensor {name!r}: malformed entry {info!r}") from None
-        if not (0 <= start <= end <= body) or end - start != size:
-            raise ValueError(f"tensor {name!r}: data offsets {start}..{end} do not match {dtype}{shape} in a {body}-byte body")
-    return header
 
 
 def lora_tensor_problem(header: dict) -> str | None:

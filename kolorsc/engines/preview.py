@@ -19,12 +19,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from kolorsc import fonts
+from kolorsc.codeid import code_identity, library_versions
 from kolorsc.engines.base import Engine, LoraWeights, Progress, RenderJob
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-PREVIEW_VERSION = "1"
 PREVIEW_LONG_SIDE = 512
 MARK = "PREVIEW — not a Kolors render · 预览草图"
 
@@ -39,7 +39,10 @@ class PreviewEngine(Engine):
         self.long_side = long_side
 
     def identity(self) -> dict:
-        return {"name": self.name, "version": PREVIEW_VERSION, "long_side": self.long_side}
+        # The code of this module (and what it imports) and the font it draws with: an edit
+        # to either re-draws the drafts (kolorsc.codeid; never a version to bump by hand).
+        return {"name": self.name, "code": code_identity(__name__), "libraries": library_versions("pillow"),
+                "fonts": fonts.identity(), "long_side": self.long_side}
 
     def render(
         self,

@@ -6,13 +6,12 @@ Importing this package is cheap (no torch/transformers) and registers the scorin
 """
 
 from kolorsc.scoring.coherence import Coherence, coherence
-from kolorsc.scoring.loader import Scorers, load_scorers
+from kolorsc.scoring.loader import Scorers, load_scorers, scorer_identity
 from kolorsc.scoring.models import AESTHETIC, CHINESE_CLIP
 from kolorsc.scoring.report import (
     ImageScore,
     ScoreReport,
     gate,
-    score_cache_key,
     score_images,
     summarize,
 )
@@ -31,8 +30,8 @@ __all__ = [
     "coherence",
     "gate",
     "load_scorers",
-    "score_cache_key",
     "score_images",
+    "scorer_identity",
     "select_best",
     "summarize",
 ]

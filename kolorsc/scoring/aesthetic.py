@@ -26,6 +26,11 @@ def pick_device(device: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def scorer_identity(folder: Path) -> dict:
+    """What decides this scorer's numbers (no model loaded): weights, configs, processor."""
+    return {**identity(AESTHETIC, folder), "processor": "CLIPImageProcessor"}
+
+
 class AestheticScorer:
     def __init__(self, folder: Path, device: str | None = None, batch_size: int = DEFAULT_BATCH):
         from aesthetics_predictor import AestheticsPredictorV2Linear
@@ -39,7 +44,7 @@ class AestheticScorer:
         # from_pretrained returns the model in eval mode (dropout off), as in the seed
         self.model = AestheticsPredictorV2Linear.from_pretrained(str(folder)).to(self.device)
         self.model.eval()
-        self.identity = {**identity(AESTHETIC, folder), "processor": "CLIPImageProcessor"}
+        self.identity = scorer_identity(folder)
 
     def score_and_embed(self, images: list[Any]) -> tuple[list[float], list[list[float]]]:
         """Per-image aesthetic scores and normalised CLIP image embeddings, in input order."""

@@ -18,6 +18,11 @@ CONTEXT_LENGTH = 52
 DEFAULT_BATCH = 8
 
 
+def scorer_identity(folder: Path) -> dict:
+    """What decides this scorer's numbers (no model loaded)."""
+    return {**identity(CHINESE_CLIP, folder), "context_length": CONTEXT_LENGTH}
+
+
 class AlignmentScorer:
     def __init__(self, folder: Path, device: str, batch_size: int = DEFAULT_BATCH):
         from transformers import BertTokenizer, ChineseCLIPImageProcessor, ChineseCLIPModel
@@ -28,7 +33,7 @@ class AlignmentScorer:
         self.processor = ChineseCLIPImageProcessor.from_pretrained(str(folder))
         self.model = ChineseCLIPModel.from_pretrained(str(folder)).to(device)
         self.model.eval()
-        self.identity = {**identity(CHINESE_CLIP, folder), "context_length": CONTEXT_LENGTH}
+        self.identity = scorer_identity(folder)
 
     def score(self, images: list[Any], texts: list[str]) -> list[float]:
         """Cosine similarity of each image with the text at the same index."""

@@ -39,6 +39,20 @@ class Scorers:
         return None if self.alignment is not None else ALIGNMENT_MISSING_NOTE
 
 
+def scorer_identity(models_dir: Path) -> dict:
+    """The identity `load_scorers(models_dir).identity` would have, without loading a model
+    (configs and the head of the weights are read: milliseconds). When the aesthetic
+    predictor is absent it says so, and a score made then records "not computed": the
+    identity changes the day the weights arrive, and every score runs again."""
+    from kolorsc.scoring import aesthetic, alignment
+
+    root = Path(models_dir)
+    if missing_files(AESTHETIC, root):
+        return {"aesthetic": {"model": AESTHETIC.repo, "absent": True}, "alignment": None}
+    aligned = None if missing_files(CHINESE_CLIP, root) else alignment.scorer_identity(CHINESE_CLIP.folder(root))
+    return {"aesthetic": aesthetic.scorer_identity(AESTHETIC.folder(root)), "alignment": aligned}
+
+
 def load_scorers(models_dir: Path, device: str | None = None) -> Scorers:
     """Load the aesthetic predictor (required) and Chinese-CLIP (when present) on one device."""
     from kolorsc.scoring.aesthetic import AestheticScorer, pick_device

@@ -14,9 +14,9 @@ Importing this module registers `aesthetic` and `chinese-clip` in kolorsc.models
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from kolorsc.hashing import file_fingerprint, sha256_file
 from kolorsc.models import ModelSpec, register
 
 AESTHETIC = register(
@@ -42,7 +42,6 @@ CHINESE_CLIP = register(
 
 # transformers prefers safetensors when both exist; the fingerprint follows the file it loads.
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-_HEAD_BYTES = 1 << 20
 
 
 def weights_file(folder: Path) -> Path | None:
@@ -52,30 +51,18 @@ def weights_file(folder: Path) -> Path | None:
     return None
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def identity(spec: ModelSpec, folder: Path) -> dict:
-    """Who scored: model id plus a cheap fingerprint of the files that decide the numbers.
-
-    Hashing a 1.2 GB weights file on every run would cost seconds, so the weights are
-    fingerprinted by size and the hash of their first MiB (a re-download of different weights
-    changes both); the small config files are hashed whole. Stable across runs and machines.
-    """
+    """Who scored: model id plus a cheap fingerprint of the files that decide the numbers
+    (kolorsc.hashing.file_fingerprint: size and sampled blocks of the weights, so a re-download
+    of different weights changes it without hashing 1.2 GB on every run); the small config
+    files are hashed whole. Stable across runs and machines."""
     folder = Path(folder)
     weights = weights_file(folder)
     ident = {"model": spec.repo}
     if weights is not None:
-        with open(weights, "rb") as fh:
-            head = fh.read(_HEAD_BYTES)
-        ident["weights"] = {
-            "file": weights.name,
-            "size": weights.stat().st_size,
-            "head_sha256": _sha256(head),
-        }
+        ident["weights"] = {"file": weights.name, "fingerprint": file_fingerprint(weights)}
     for name in ("config.json", "preprocessor_config.json"):
         path = folder / name
         if path.is_file():
-            ident[name] = _sha256(path.read_bytes())
+            ident[name] = sha256_file(path)
     return ident

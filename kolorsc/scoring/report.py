@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,11 +106,3 @@ def score_images(images: list[Any], texts: list[str] | None, scorers) -> ScoreRe
     if texts is not None and scorers.alignment is None:
         note = scorers.alignment_note
     return summarize(score_one_batch(images, texts, scorers), scorer=scorers.identity, note=note)
-
-
-def score_cache_key(image_sha256: str, scorer_identity: dict, with_text: str | None = None) -> str:
-    """Cache key of one image's scores: image bytes hash + scorer identity (+ the prompt,
-    which alignment depends on). Canonical JSON, so the key is stable across runs."""
-    payload = {"image": image_sha256, "scorer": scorer_identity, "text": with_text}
-    canon = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canon.encode("utf-8")).hexdigest()

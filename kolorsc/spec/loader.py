@@ -246,6 +246,7 @@ def _lora(data: dict, path: Path, root: Path, diag) -> tuple[Lora | None, list[D
             id=d.get("id"),
             subset=d.get("subset"),
             split=d.get("split", "train"),
+            revision=d.get("revision"),
             caption=d.get("caption", "sidecar"),
             caption_text=d.get("caption_text"),
             filters=filters,

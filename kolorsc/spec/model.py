@@ -87,6 +87,7 @@ class Dataset:
     id: str | None = None  # ModelScope dataset id, e.g. AI-ModelScope/lowres_anime
     subset: str | None = None
     split: str = "train"
+    revision: str | None = None  # ModelScope branch, tag or commit (None: master)
     caption: str = "sidecar"  # "sidecar" (x.jpg + x.txt), "constant", "template"
     caption_text: str | None = None  # the constant, or the Jinja template (sees file stem)
     filters: tuple[DataFilter, ...] = ()

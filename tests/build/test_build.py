@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from kolorsc import api, lockfile
+from kolorsc import api
+from kolorsc.build import lockfile
 from kolorsc.cache import Cache
-from kolorsc.lockfile import lock_path
+from kolorsc.build.lockfile import lock_path
 
 from _build_fixtures import STORY, CountingEngine, edit, make_project, story_path, tree_bytes
 
@@ -56,7 +57,7 @@ def test_cold_build_writes_every_output_and_the_lock(built):
     names = set(tree_bytes(out))
     assert {f"panels/{i:02d}.png" for i in range(1, 9)} <= names
     assert {"storyboard.png", "storyboard.pdf", "scores.json", f"my-team-可图Kolors训练-{STORY}.zip"} <= names
-    lock = lockfile.read(lock_path(story_path(built / "project")))
+    lock = lockfile.read(lock_path(story_path(built / "project"))).lock
     assert lock is not None and lock.story == STORY and lock.engine == "preview"
     # every output file in build/ is what the lock file recorded
     for node_id in ("storyboard", "pdf", "panel/03"):
@@ -82,8 +83,10 @@ def test_changing_one_prompt_rerenders_exactly_that_panel(fresh):
     project, cache = fresh
     edit(story_path(project), "盯着黑板，深思", "盯着窗外，发呆")  # scene 1 only (first match)
     plan = api.plan(story_path(project), engine=CountingEngine(), cache_dir=cache)
-    to_run = {n.id: n.why for n in plan.to_run() if n.kind == "render"}
-    assert to_run == {"render/01/seed-1": ["prompt changed"]}
+    to_run = {str(n.id): n.why for n in plan.to_run() if n.kind == "render"}
+    assert list(to_run) == ["render/01/seed-1"]
+    (why,) = to_run["render/01/seed-1"]  # old → new, as the lock file recorded it
+    assert why.startswith("prompt ") and why.endswith("盯着窗外，发呆，上半身") and "盯着黑板，深思" in why
     summary, engine = rebuild(project, cache)
     assert summary.exit_code == 0
     assert engine.rendered == [(1, 1)]
@@ -103,7 +106,7 @@ def test_changing_only_a_caption_reemits_the_storyboard_and_renders_nothing(fres
     edit(story_path(project), "caption: 王子骑马而来", "caption: 王子骑着白马来了")
     plan = api.plan(story_path(project), engine=CountingEngine(), cache_dir=cache)
     assert [n for n in plan.to_run() if n.kind in ("render", "select")] == []
-    assert plan.node("storyboard").why == ["captions changed"]
+    assert plan.node("storyboard").why == ("captions changed",)
     summary, engine = rebuild(project, cache)
     assert engine.rendered == []
     ran = summary.outcomes[0].report.ran
@@ -134,18 +137,18 @@ def test_crash_inside_emit_writes_no_lock_and_next_build_completes(fresh, monkey
     project, cache = fresh
     lock_before = lock_path(story_path(project)).read_bytes()
     edit(story_path(project), "caption: 开始睡着了", "caption: 睡着了")
-    import kolorsc.emit
+    import kolorsc.build.stages.pdf as pdf_stage
 
     def broken(*args, **kwargs):
         raise OSError("disk full while writing the PDF")
 
-    real = kolorsc.emit.storyboard_pdf
-    monkeypatch.setattr(kolorsc.emit, "storyboard_pdf", broken)
+    real = pdf_stage.storyboard_pdf
+    monkeypatch.setattr(pdf_stage, "storyboard_pdf", broken)
     summary, _ = rebuild(project, cache)
     assert summary.exit_code == 1 and "pdf" in summary.outcomes[0].error
     assert lock_path(story_path(project)).read_bytes() == lock_before
 
-    monkeypatch.setattr(kolorsc.emit, "storyboard_pdf", real)
+    monkeypatch.setattr(pdf_stage, "storyboard_pdf", real)
     plan = api.plan(story_path(project), engine=CountingEngine(), cache_dir=cache)
     assert plan.node("pdf").status == "to-run"
     assert plan.node("storyboard").status == "cached"  # made before the crash, kept
@@ -159,21 +162,21 @@ def test_keep_going_stores_every_output_that_does_not_need_the_failed_one(fresh,
     project, cache = fresh
     lock_before = lock_path(story_path(project)).read_bytes()
     edit(story_path(project), "title: 课堂上的梦", "title: 课堂里的梦")
-    import kolorsc.emit
+    import kolorsc.build.stages.pdf as pdf_stage
 
-    monkeypatch.setattr(kolorsc.emit, "storyboard_pdf", lambda *a: (_ for _ in ()).throw(OSError("broken")))
+    monkeypatch.setattr(pdf_stage, "storyboard_pdf", lambda *a: (_ for _ in ()).throw(OSError("broken")))
     summary, _ = rebuild(project, cache, keep_going=True)
     assert summary.exit_code == 1 and "pdf: broken" in summary.outcomes[0].error
     assert lock_path(story_path(project)).read_bytes() == lock_before
 
     monkeypatch.undo()
     plan = api.plan(story_path(project), engine=CountingEngine(), cache_dir=cache)
-    assert [n.id for n in plan.to_run()] == ["pdf"]
+    assert [str(n.id) for n in plan.to_run()] == ["pdf"]
 
 
 def test_corrupted_cache_entry_is_detected_and_rebuilt(fresh):
     project, cache = fresh
-    lock = lockfile.read(lock_path(story_path(project)))
+    lock = lockfile.read(lock_path(story_path(project))).lock
     obj = Cache(cache).object_path(lock.nodes["render/04/seed-4"].key)
     data = bytearray(obj.read_bytes())
     data[100] ^= 0xFF
@@ -210,7 +213,7 @@ def test_dry_run_runs_nothing_and_explains(fresh):
     summary, engine = rebuild(project, cache, dry_run=True)
     assert engine.rendered == [] and summary.outcomes[0].status == "planned"
     renders = [n for n in summary.outcomes[0].plan.nodes if n.kind == "render"]
-    assert all(n.status == "to-run" and n.why == ["new node"] for n in renders)  # ids carry the seed
+    assert all(n.status == "to-run" and n.why == ("new node",) for n in renders)  # ids carry the seed
     assert lock_path(story_path(project)).read_bytes() == lock_before
 
 

@@ -10,8 +10,10 @@ import zipfile
 
 import pytest
 
-from kolorsc import api, lockfile
-from kolorsc.lockfile import lock_path
+from kolorsc import api
+from kolorsc.build import lockfile
+from kolorsc.build.lockfile import lock_path
+from kolorsc.cache import Cache
 from kolorsc.scoring import TIE_MARGIN
 
 from _build_fixtures import RealishEngine, edit, make_project, story_path
@@ -51,23 +53,30 @@ def test_lora_file_and_missing_scorer_weights(project, tmp_path):
     bundle = next(out.glob("*.zip"))
     with zipfile.ZipFile(io.BytesIO(bundle.read_bytes())) as z:
         assert any(n.endswith(".safetensors") for n in z.namelist())
-    lock = lockfile.read(lock_path(story_path(project, STORY)))
-    assert all(lock.nodes[n.id].output is None for n in report.plan.of_kind("score"))
+    lock = lockfile.read(lock_path(story_path(project, STORY))).lock
+    record = json.loads(Cache(tmp_path / "cache").read_bytes(lock.nodes["score/01/seed-101"].key))
+    assert record["score"] is None and record["scorer"]["aesthetic"]["absent"]  # a record, never a number
 
-    # next build: nothing rendered; the scores say why they run again
+    # next build: nothing to do while the weights are still missing
+    again = RealishEngine()
+    summary = build(project, tmp_path, again, models)
+    assert summary.exit_code == 0 and again.rendered == [] and summary.outcomes[0].status == "up-to-date"
+
+    # the weights arrive: every score runs, and what is made from scores; no render
+    from _scoring_fixtures import make_aesthetic_model
+
+    make_aesthetic_model(models)
     plan = api.plan(story_path(project, STORY), engine=RealishEngine(), cache_dir=tmp_path / "cache",
                     models_dir=models)
-    assert plan.node("lora").status == "cached"
-    assert plan.node("score/01/seed-101").why == ["not computed in the last build (scorer weights missing)"]
-    again = RealishEngine()
-    assert build(project, tmp_path, again, models).exit_code == 0 and again.rendered == []
+    assert {n.why for n in plan.of_kind("score")} == {("scorer aesthetic changed",)}
+    assert {n.kind for n in plan.to_run()} == {"score", "select", "panel", "storyboard", "pdf", "scores", "bundle"}
 
     # a new LoRA file re-renders every panel, and says why
     (project / "loras" / "fairytale-3d.safetensors").write_bytes(b"lora weights v2" * 100)
     plan = api.plan(story_path(project, STORY), engine=RealishEngine(), cache_dir=tmp_path / "cache",
                     models_dir=models)
-    assert plan.node("lora").why == ["LoRA file changed"]
-    assert plan.node("render/03/seed-103").why == ["style changed (LoRA)"]
+    assert plan.node("lora").why == ("LoRA file changed",)
+    assert plan.node("render/03/seed-103").why == ("style (LoRA) changed",)
 
 
 def test_scores_and_best_of_n_with_a_tiny_real_predictor(project, tmp_path):
@@ -95,3 +104,24 @@ def test_scores_and_best_of_n_with_a_tiny_real_predictor(project, tmp_path):
     report = again.outcomes[0].report
     assert report.ran == {} and [pr.chosen.seed for pr in report.result.panels] == [
         pr.chosen.seed for pr in result.panels]
+
+
+def test_new_scorer_weights_rescore_every_panel_and_scores_json_names_them(project, tmp_path):
+    """Issue 10: the aesthetic predictor's weights replaced in the models directory. Every
+    score node runs again (renders do not), and scores.json names the new weights."""
+    from _scoring_fixtures import make_aesthetic_model
+
+    models = tmp_path / "models"
+    make_aesthetic_model(models, seed=0)
+    assert build(project, tmp_path, RealishEngine(), models).exit_code == 0
+    scores_file = project / "build" / STORY / "scores.json"
+    before = json.loads(scores_file.read_bytes())
+
+    make_aesthetic_model(models, seed=1)  # other weights, same shapes and file names
+    engine = RealishEngine()
+    summary = build(project, tmp_path, engine, models)
+    assert summary.exit_code == 0 and engine.rendered == []
+    assert summary.outcomes[0].report.ran["score"] == 8
+    after = json.loads(scores_file.read_bytes())
+    assert after["scorer"]["aesthetic"]["weights"] != before["scorer"]["aesthetic"]["weights"]
+    assert [p["aesthetic"] for p in after["panels"]] != [p["aesthetic"] for p in before["panels"]]

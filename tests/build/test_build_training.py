@@ -77,14 +77,13 @@ def test_dataset_and_lora_are_built_once_and_reused(project, tmp_path):
 
     again, engine = build(project, tmp_path)
     assert engine.rendered == [] and not {"dataset", "lora", "render"} & set(again.ran)
-    # (outputs made from the missing scores are redone each time, never cached stale)
-    assert {n.id: n.status for n in again.plan.nodes[:2]} == {"dataset": "cached", "lora": "cached"}
+    assert {str(n.id): n.status for n in again.plan.nodes[:2]} == {"dataset": "cached", "lora": "cached"}
 
     # new training settings: the LoRA would be retrained from the cached dataset (planned
     # only: a second training run would double this test's time)
     edit(project / "styles" / "ink-wash.yaml", "rank: 4", "rank: 2")
     plan = api.plan(story_path(project, STORY), engine=RealishEngine(), cache_dir=tmp_path / "cache",
                     models_dir=tmp_path / "models")
-    assert plan.node("lora").why == ["training settings changed"]
+    assert plan.node("lora").why == ("training rank 4 → 2",)
     assert plan.node("dataset").status == "cached"
-    assert {n.why[0] for n in plan.of_kind("render")} == {"style changed (LoRA)"}
+    assert {n.why[0] for n in plan.of_kind("render")} == {"style (LoRA) changed"}

@@ -8,11 +8,13 @@ import time
 
 import pytest
 
-from kolorsc import api, lockfile
+from kolorsc import api
+from kolorsc.build import lockfile
 from kolorsc.atomic import atomic_write_bytes
-from kolorsc.cache import Cache, sha256_bytes
+from kolorsc.cache import Cache
+from kolorsc.hashing import sha256_bytes
 from kolorsc.errors import UsageError
-from kolorsc.lockfile import LockEntry, LockFile
+from kolorsc.build.lockfile import LockEntry, LockFile
 
 KEY_A = "ab" + "0" * 62
 KEY_B = "cd" + "1" * 62
@@ -36,14 +38,17 @@ def test_put_then_lookup_verifies_content(tmp_path):
         (lambda obj, side: obj.unlink(), "output file missing"),
     ],
 )
-def test_corrupt_entry_is_deleted_and_reported_as_a_miss(tmp_path, damage, reason):
+def test_corrupt_entry_is_a_miss_and_reading_changes_nothing(tmp_path, damage, reason):
     cache = Cache(tmp_path)
     cache.put_bytes(KEY_A, b"panel bytes")
     damage(cache.object_path(KEY_A), cache.sidecar_path(KEY_A))
+    before = sorted((p.name, p.read_bytes()) for p in tmp_path.rglob("*") if p.is_file())
     found = cache.lookup(KEY_A)
-    assert not found.hit and found.reason.startswith("corrupt") and reason in found.reason
-    assert not cache.sidecar_path(KEY_A).exists() and not cache.object_path(KEY_A).exists()
-    assert cache.lookup(KEY_A).reason == "missing"  # and it stays a plain miss
+    assert not found.hit and found.corrupt and reason in found.reason
+    assert cache.read_bytes(KEY_A) is None
+    assert sorted((p.name, p.read_bytes()) for p in tmp_path.rglob("*") if p.is_file()) == before
+    cache.discard(KEY_A)  # what the build's run does with it
+    assert cache.lookup(KEY_A).reason == "missing"
 
 
 def test_unreadable_sidecar_is_a_miss(tmp_path):
@@ -162,7 +167,7 @@ def _age_path(path, days: float) -> None:
 
 
 def test_gc_sweeps_abandoned_training_folders_and_unused_embeddings(tmp_path):
-    from kolorsc.cache import EMBEDDINGS_DIR, WORK_DIR
+    from kolorsc.paths import EMBEDDINGS_DIR, WORK_DIR
 
     root = tmp_path / "cache"
     cache = Cache(root)

@@ -30,13 +30,6 @@ FILTERS = (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _private_cache(tmp_path_factory):
-    """dataset_fingerprint memoises hashes beside the build cache: keep it out of ~/.cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KOLORSC_CACHE", str(tmp_path_factory.mktemp("cache") / "store"))
-        yield
-
 def _noise(path: Path, w: int, h: int, seed: int) -> None:
     # Random blocks: distinct perceptual hashes (flat colours would all hash alike).
     rng = np.random.default_rng(seed)
@@ -158,8 +151,9 @@ def test_modelscope_rows_become_samples(tmp_path) -> None:
     assert Image.open(samples[1].path).getpixel((0, 0)) == (40, 0, 0)
 
 
-def test_fingerprint_memo_skips_rereading_unchanged_files(tmp_path, monkeypatch) -> None:
-    from kolorsc.data import fingerprint
+def test_fingerprint_reads_hashes_through_the_cache_memo_and_saves_nothing_itself(tmp_path, monkeypatch) -> None:
+    import kolorsc.cache
+    from kolorsc.cache import Cache
 
     src = tmp_path / "src"
     src.mkdir()
@@ -167,18 +161,19 @@ def test_fingerprint_memo_skips_rereading_unchanged_files(tmp_path, monkeypatch)
         _noise(src / f"{i}.png", 64, 64, i)
         os.utime(src / f"{i}.png", ns=(1_700_000_000_000_000_000,) * 2)  # old: not "racy"
     reads = []
-    real = fingerprint.file_sha256
-    monkeypatch.setattr(fingerprint, "file_sha256", lambda p: reads.append(p.name) or real(p))
-    memo = tmp_path / "memo.json"
-    first = dataset_fingerprint(_dataset(src), src, memo=memo)
-    assert sorted(reads) == ["0.png", "1.png", "2.png"] and memo.is_file()
+    real = kolorsc.cache.sha256_file
+    monkeypatch.setattr(kolorsc.cache, "sha256_file", lambda p: reads.append(Path(p).name) or real(p))
+    cache = Cache(tmp_path / "cache")
+    first = dataset_fingerprint(_dataset(src), src, hashes=cache.hashes)
+    assert sorted(reads) == ["0.png", "1.png", "2.png"]
+    assert not (tmp_path / "cache").exists()  # planning writes nothing: the run saves the memo
+    cache.hashes.save()
     reads.clear()
-    assert dataset_fingerprint(_dataset(src), src, memo=memo) == first and reads == []
+    again = Cache(tmp_path / "cache")  # the next build, in the cache folder that was chosen
+    assert dataset_fingerprint(_dataset(src), src, hashes=again.hashes) == first and reads == []
     _noise(src / "1.png", 64, 64, 9)  # changed now: re-read, and not memoised while racy
-    changed = dataset_fingerprint(_dataset(src), src, memo=memo)
+    changed = dataset_fingerprint(_dataset(src), src, hashes=again.hashes)
     assert changed != first and reads == ["1.png"]
-    assert dataset_fingerprint(_dataset(src), src, memo=memo) == changed and reads == ["1.png", "1.png"]
-
 
 def test_aesthetic_filter_with_its_model_keeps_exactly_the_images_scoring_above_the_bar(tmp_path) -> None:
     """The aesthetic predictor installed (a tiny real AestheticsPredictorV2Linear in the release

@@ -10,7 +10,7 @@ from kolorsc.engines import get_engine
 from kolorsc.engines.base import RenderJob
 from kolorsc.engines.preview import PREVIEW_LONG_SIDE, PreviewEngine, draft_size
 from kolorsc.prompts import Panel
-from kolorsc.runner import encode_png
+from kolorsc.build.stages.render import encode_png
 
 PANEL = Panel(3, "女主正在上课", "古风，水墨画，一个黑色长发少女，红色长裙，坐在教室里，盯着黑板，深思",
               "丑陋，变形，嘈杂，模糊", seed=3, steps=50, cfg=4.0, width=1024, height=768)

@@ -16,7 +16,6 @@ from kolorsc.scoring import (
     candidate_coherence,
     coherence,
     gate,
-    score_cache_key,
     select_best,
     summarize,
 )
@@ -128,15 +127,6 @@ def test_summarize_and_scores_record():
     # one panel without alignment: no alignment mean is invented
     assert summarize(imgs[:2] + [ImageScore(6.0, tuple(Y), None)]).alignment_mean is None
     assert summarize([]).aesthetic_mean is None
-
-
-def test_score_cache_key_depends_on_image_scorer_and_text():
-    ident = {"aesthetic": {"model": "m", "weights": {"size": 1}}}
-    k = score_cache_key("ab" * 32, ident)
-    assert k == score_cache_key("ab" * 32, {"aesthetic": {"weights": {"size": 1}, "model": "m"}})
-    assert k != score_cache_key("cd" * 32, ident)
-    assert k != score_cache_key("ab" * 32, {"aesthetic": {"model": "m", "weights": {"size": 2}}})
-    assert k != score_cache_key("ab" * 32, ident, with_text="女孩")
 
 
 def _png(path, color=(10, 20, 30)):

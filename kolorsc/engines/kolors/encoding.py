@@ -23,17 +23,17 @@ and repeat its hidden state P times. The result is the padded encoding up to flo
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kolorsc.codeid import code_identity
+from kolorsc.hashing import digest
+
 MAX_LENGTH = 256  # KolorsPrompter pads/truncates to 256 tokens
 CLIP_SKIP = 2  # KolorsPrompter uses hidden_states[-2] for the sequence (clip_skip_2=2)
-ENCODING_VERSION = "2"  # 2: collapsed padding (equal up to rounding, not bit-equal)
 
 
 @dataclass
@@ -42,13 +42,15 @@ class Embedding:
     pooled: Any  # Tensor [1, hidden]: UNet add_text_embeds
 
 
+def encoding_identity() -> str:
+    """This module's code identity (kolorsc.codeid): a change to how prompts are encoded
+    re-encodes instead of serving embeddings made the old way."""
+    return code_identity("kolorsc.engines.kolors.encoding")
+
+
 def embedding_key(text: str, encoder_id: str) -> str:
-    blob = json.dumps(
-        {"text": text, "encoder": encoder_id, "max_length": MAX_LENGTH, "clip_skip": CLIP_SKIP, "v": ENCODING_VERSION},
-        sort_keys=True,
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return digest({"text": text, "encoder": encoder_id, "max_length": MAX_LENGTH, "clip_skip": CLIP_SKIP,
+                   "code": encoding_identity()})
 
 
 class EmbeddingCache:

@@ -11,16 +11,17 @@
 from __future__ import annotations
 
 import gc
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kolorsc import models, paths
-from kolorsc.cache import EMBEDDINGS_DIR
+from kolorsc.codeid import code_identity, library_versions
+from kolorsc.hashing import digest, file_fingerprint
 from kolorsc.engines.base import Engine, LoraWeights, Progress, RenderJob
 from kolorsc.engines.kolors import device as devices
+from kolorsc.engines.kolors.calls import CallCounter
 from kolorsc.engines.kolors import encoding, sampling
 from kolorsc.engines.kolors.loading import (
     FP16_FIX_VAE,
@@ -37,7 +38,6 @@ from kolorsc.errors import EngineError
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-ENGINE_VERSION = "kolors-2"  # 2: collapsed prompt padding (same images up to rounding)
 BASE_MODEL = "Kwai-Kolors/Kolors"
 LOW_MEMORY_ENV = "KOLORSC_LOW_MEMORY"  # 1: force the low-memory plan, 0: keep everything resident
 
@@ -68,7 +68,7 @@ class KolorsEngine(Engine):
         self.models_dir = paths.models_dir(models_dir)
         self.folder = self.models_dir / models.KOLORS.repo
         root = paths.cache_dir(cache_dir)
-        self.embeddings = encoding.EmbeddingCache(root / EMBEDDINGS_DIR)
+        self.embeddings = encoding.EmbeddingCache(root / paths.EMBEDDINGS_DIR)
         self.loader = model_loader or DiffSynthLoader()
         self._device_arg = device
         self._cuda_available = cuda_available
@@ -84,7 +84,7 @@ class KolorsEngine(Engine):
         self.vae: Vae | None = None
         self._merged: tuple[str, float] | None = None  # (LoRA key, scale) merged into self.unet
         self._prefetch: Prefetch | None = None  # model files being streamed into the page cache
-        self.calls = sampling.CallCounter()
+        self.calls = CallCounter()
         self.events: list[str] = []  # load/release log: what the memory plan did, in order
 
     # -- where and how ---------------------------------------------------------------------
@@ -115,7 +115,9 @@ class KolorsEngine(Engine):
         models.require("kolors", self.models_dir)
         return {
             "name": self.name,
-            "version": ENGINE_VERSION,
+            # this package's code and the libraries that compute the pixels (kolorsc.codeid)
+            "code": code_identity(__name__),
+            "libraries": library_versions("torch", "diffsynth"),
             "base_model": BASE_MODEL,
             "files": models.fingerprint("kolors", self.models_dir),
             "dtype": str(self.dtype).replace("torch.", ""),
@@ -130,15 +132,11 @@ class KolorsEngine(Engine):
         return not models.missing_files(models.VAE_FP16_FIX, self.models_dir)
 
     def _text_encoder_id(self) -> str:
-        """Identity of the text encoder for the embedding cache: its files and dtype."""
-        h = hashlib.sha256()
-        for rel in sorted(r for r in models.KOLORS.required if r.startswith("text_encoder/")):
-            path = self.folder / rel
-            h.update(f"{rel}\0{path.stat().st_size}\0".encode())
-            if rel.endswith(".json"):
-                h.update(path.read_bytes())
-        h.update(str(self.dtype).encode())
-        return h.hexdigest()[:16]
+        """Identity of the text encoder for the embedding cache: its files' fingerprints
+        (kolorsc.hashing.file_fingerprint: other weights of the same shapes differ too) and dtype."""
+        files = {rel: file_fingerprint(self.folder / rel)
+                 for rel in sorted(r for r in models.KOLORS.required if r.startswith("text_encoder/"))}
+        return digest({"files": files, "dtype": str(self.dtype)})[:16]
 
     # -- models ----------------------------------------------------------------------------
 
@@ -275,7 +273,7 @@ class KolorsEngine(Engine):
                 if progress:
                     progress(i, len(todo), "encoding prompts")
                 emb = self._guard("encode", encoding.encode_text, text_encoder, text, self.device)
-                self.calls.text_encoder += 1
+                self.calls.add("text_encoder")
                 emb = encoding.Embedding(emb.sequence.cpu(), emb.pooled.cpu())
                 self.embeddings.put(keys[text], emb)
                 out[text] = emb

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kolorsc.engines.kolors.calls import CallCounter
 from kolorsc.engines.kolors.encoding import Embedding
 
 LATENT_CHANNELS = 4
@@ -45,15 +46,6 @@ class Guidance:
     positive: Embedding
     negative: Embedding
     cfg: float
-
-
-class CallCounter:
-    """Model calls made while rendering (reported by the benchmark, checked by the tests)."""
-
-    def __init__(self):
-        self.unet = 0
-        self.text_encoder = 0
-        self.vae = 0
 
 
 def denoise(
@@ -95,7 +87,7 @@ def denoise(
             sample = latents.repeat(batch, 1, 1, 1)
             out = unet(sample=sample, timestep=timestep, encoder_hidden_states=emb, add_time_id=add_time_id, add_text_embeds=pooled)
             if counter is not None:
-                counter.unet += 1
+                counter.add("unet")
             if batched:
                 cond, uncond = out.chunk(2)
                 noise_pred = uncond + guidance.cfg * (cond - uncond)
@@ -117,7 +109,7 @@ def decode(vae_decoder, latents, counter: CallCounter | None = None):
         dtype = next(iter(vae_decoder.parameters())).dtype
         image = vae_decoder(latents.to(dtype=dtype))
     if counter is not None:
-        counter.vae += 1
+        counter.add("vae")
     array = image[0].cpu().float().permute(1, 2, 0).numpy()
     return Image.fromarray(((array / 2 + 0.5).clip(0, 1) * 255).astype(np.uint8))
 
@@ -132,7 +124,7 @@ def encode_image(vae_encoder, image, device: str, dtype, counter: CallCounter | 
     with torch.no_grad():
         latents = vae_encoder(pixels.to(device=device, dtype=vae_dtype))
     if counter is not None:
-        counter.vae += 1
+        counter.add("vae")
     return latents.to(dtype=dtype)
 
 

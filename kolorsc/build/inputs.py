@@ -1,0 +1,103 @@
+"""Everything outside the story that keys depend on, resolved before the graph is built.
+
+    identities(story, engine, cache, models_dir, lock) -> graph.Identities
+
+The engine's identity (its code, model files, precision), the code identity of every stage,
+the fonts, the scorers' weights, and the style's LoRA: the sha256 of a reused `lora.path`
+file, or what a training dataset depends on (its files' hashes; for ModelScope the hub's
+listing of the revision). Read-only: file hashes come through the cache's memo, which only
+the run saves; ModelScope is asked without downloading anything, and when it cannot be
+asked (offline) the listing recorded in the lock file stands, with a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kolorsc import paths
+from kolorsc.build import stages
+from kolorsc.build.graph import DATASET, Identities, LoraSource
+from kolorsc.build.lockfile import LockFile
+from kolorsc.cache import Cache
+from kolorsc.errors import BuildError, UsageError
+from kolorsc.spec.model import Story
+
+
+@dataclass
+class Resolved:
+    identities: Identities
+    warnings: list[str] = field(default_factory=list)
+
+
+def identities(story: Story, engine, cache: Cache, models_dir: Path | None = None,
+               lock: LockFile | None = None) -> Resolved:
+    """The identities `make_graph` needs for `story` built with `engine`."""
+    models = paths.models_dir(models_dir)
+    warnings: list[str] = []
+    preview = bool(engine.preview)
+    lora = None if preview else lora_source(story, cache, models, lock, warnings)
+    ids = Identities(
+        engine=engine.identity(),
+        preview=preview,
+        code=stages.code_identities(),
+        fonts=_fonts(),
+        scorer=None if preview else _scorer(models),
+        lora=lora,
+    )
+    return Resolved(ids, warnings)
+
+
+def _fonts() -> dict:
+    from kolorsc import fonts
+
+    return fonts.identity()
+
+
+def _scorer(models_dir: Path) -> dict:
+    from kolorsc.scoring.loader import scorer_identity
+
+    return scorer_identity(models_dir)
+
+
+def lora_source(story: Story, cache: Cache, models_dir: Path, lock: LockFile | None,
+                warnings: list[str]) -> LoraSource | None:
+    spec = story.style.lora
+    if spec is None:
+        return None
+    where = story.style.source or story.path
+    if spec.path is not None:
+        return LoraSource("file", spec.scale, file_sha256=_file_hash(Path(spec.path), cache, f"{where}: lora.path"))
+    if spec.training is not None and spec.dataset is not None:
+        from kolorsc.data import dataset_facts, modelscope_listing
+
+        listing = None
+        if spec.dataset.source == "modelscope":
+            listing = modelscope_listing(spec.dataset)
+            if listing is None:
+                listing = _recorded_listing(lock)
+                warnings.append(
+                    f"{where}: ModelScope dataset {spec.dataset.id} could not be checked (offline?): "
+                    + ("using the revision's listing recorded in the lock file" if listing else
+                       "its content is unknown, so a change upstream would not be noticed")
+                )
+        try:
+            facts = dataset_facts(spec.dataset, story.root, hashes=cache.hashes, models_dir=models_dir, listing=listing)
+        except OSError as exc:
+            raise UsageError(f"{where}: lora.dataset: cannot read {spec.dataset.path}: {exc}") from None
+        return LoraSource("train", spec.scale, dataset=facts)
+    return None
+
+
+def _file_hash(path: Path, cache: Cache, what: str) -> str:
+    try:
+        return cache.hashes.sha256(path)
+    except FileNotFoundError:
+        raise BuildError(f"{what}: the LoRA file {path} does not exist (put it there, or train one with lora.train)") from None
+
+
+def _recorded_listing(lock: LockFile | None) -> str | None:
+    entry = lock.nodes.get(DATASET) if lock else None
+    source = entry.inputs.get("source") if entry else None
+    listing = source.get("listing") if isinstance(source, dict) else None
+    return listing if isinstance(listing, str) and not listing.startswith("#") else None

@@ -1,0 +1,15 @@
+"""Stage `pdf`: storyboard.pdf, cover and one page per panel (kolorsc.emit.pdf)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kolorsc.build.stages.base import Env, Task
+from kolorsc.build.stages.emitting import chosen_images, result_of
+from kolorsc.emit.pdf import storyboard_pdf
+
+
+def run(task: Task, env: Env) -> Iterator[tuple[str, bytes]]:
+    for work in task.work:
+        result = result_of(task, work)
+        yield work.node.key, storyboard_pdf(result, chosen_images(task, work, result))
