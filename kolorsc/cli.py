@@ -292,6 +292,42 @@ def cache_gc_cmd(cache_dir, keep, older_than, dry_run):
     verb = "would remove" if r.dry_run else "removed"
     click.echo(f"{verb} {r.removed} entr{'y' if r.removed == 1 else 'ies'} ({_size(r.freed)}); kept {r.kept}")
 
+# --- review: diff (issue: version-controlled collections) ---
+
+
+@main.command("diff")
+@click.argument("args", nargs=-1, metavar="[REV] [PATH]...")
+@click.option("--engine", type=click.Choice(["preview", "kolors"]), default=None,
+              help="Engine whose render keys are compared (default: the one the lock files name, else preview).")
+@_CACHE_OPTION
+@_MODELS_OPTION
+@click.option("--html", "html_dir", default=None, type=click.Path(file_okay=False, path_type=str),
+              help="Also write a side-by-side page (old panel | new panel) into this folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@report_errors
+def diff_cmd(args, engine, cache_dir, models_dir, html_dir, as_json):
+    """Compare the stories and lock files of a git revision (default HEAD) with the working
+    tree: per story and panel what changed and why, and which renders are new.
+
+    Never writes into the working tree, the index or the cache. Exit 2 outside a git repository."""
+    import json
+
+    from kolorsc.review import diff, present
+
+    report = diff.diff(args, engine=engine, cache_dir=cache_dir, models_dir=models_dir)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(present.as_text(report))
+    if html_dir:
+        from pathlib import Path
+
+        from kolorsc.review.html import write_html
+
+        page = write_html(report, Path(html_dir))
+        click.echo(f"wrote {page}", err=as_json)
+
+
 # --- outputs: bundle verify (issue: kolorsc build, emit) ---
 
 

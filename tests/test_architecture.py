@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "kolorsc"
 LAYERS = [
     ("kolorsc.cli", 8),
     ("kolorsc.api", 7),
+    ("kolorsc.review", 6),  # kolorsc diff: reads plan, cache, lock files through review/keys.py
     ("kolorsc.runner", 6),
     ("kolorsc.engines", 5),
     ("kolorsc.data", 5),

@@ -1,0 +1,98 @@
+"""The adapter between `kolorsc diff` and the build core: the only module of kolorsc.review
+that imports the plan, the runner, the lock file format or the engines.
+
+    engine(name, models_dir, cache_dir) -> Engine          the engine whose keys we compute
+    lora_source(story, cache, models_dir) -> LoraSource     what the LoRA node is keyed by
+    render_keys(story, panels, engine, cache, lora)         keys the current code gives
+    lock_render_keys(lock_path, cache)                      keys a lock file recorded
+
+Everything else in kolorsc.review works on `RenderKey` values, so when the build core moves
+(plan.py -> kolorsc/build/graph.py) only this file changes. Looking a key up in the cache
+never writes: a missing or broken entry is simply "not in the cache".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kolorsc import lockfile
+from kolorsc.cache import Cache
+from kolorsc.engines import Engine, get_engine
+from kolorsc.errors import KolorscError
+from kolorsc.plan import LoraSource, make_plan
+from kolorsc.prompts import Panel
+from kolorsc.runner import lora_source as runner_lora_source
+from kolorsc.spec.model import Story
+
+
+@dataclass(frozen=True)
+class RenderKey:
+    """One render node (one candidate of one panel) as review sees it."""
+
+    panel: int  # 1-based
+    seed: int  # the candidate's seed
+    key: str
+    inputs: dict[str, str] = field(default_factory=dict)  # input name -> short digest (as lock files record)
+    image: Path | None = None  # the PNG in the cache, when the cache holds it
+
+
+class KeysUnavailable(Exception):
+    """The keys cannot be computed here (engine weights, LoRA file or dataset missing)."""
+
+
+def engine(name: str, models_dir: Path | None = None, cache_dir: Path | None = None) -> Engine:
+    options = {} if name == "preview" else {"models_dir": models_dir, "cache_dir": cache_dir}
+    return get_engine(name, **options)
+
+
+def lora_source(story: Story, cache: Cache, models_dir: Path | None = None) -> LoraSource | None:
+    """What the style's LoRA node is keyed by (file hash, or dataset fingerprint + trainer)."""
+    try:
+        return runner_lora_source(story, cache, models_dir)
+    except (KolorscError, OSError, ImportError) as exc:
+        raise KeysUnavailable(f"the style's LoRA cannot be keyed here ({exc})") from None
+
+
+def render_keys(story: Story, panels: list[Panel], eng: Engine, cache: Cache,
+                lora: LoraSource | None) -> dict[tuple[int, int], RenderKey]:
+    """{(panel, seed): RenderKey} of every render node the current code plans for the story."""
+    try:
+        identity = eng.identity()
+    except (KolorscError, OSError, ImportError) as exc:
+        raise KeysUnavailable(f"the {eng.name} engine's identity is unknown here ({exc})") from None
+    plan = make_plan(story, panels, identity, eng.preview, None if eng.preview else lora)
+    return {
+        (n.panel, n.seed): RenderKey(n.panel, n.seed, n.key, n.input_digests(), _cached(cache, n.key))
+        for n in plan.of_kind("render")
+    }
+
+
+def lock_render_keys(lock_path: Path, cache: Cache) -> tuple[str, dict[tuple[int, int], RenderKey]] | None:
+    """(engine name, {(panel, seed): RenderKey}) recorded by a lock file, or None without one."""
+    lock = lockfile.read(lock_path)
+    if lock is None:
+        return None
+    keys = {}
+    for node_id, entry in lock.nodes.items():
+        parts = node_id.split("/")  # render/03/seed-3
+        if len(parts) == 3 and parts[0] == "render" and parts[2].startswith("seed-"):
+            panel, seed = int(parts[1]), int(parts[2][len("seed-"):])
+            keys[(panel, seed)] = RenderKey(panel, seed, entry.key, dict(entry.inputs), _cached(cache, entry.key))
+    return lock.engine, keys
+
+
+def lock_engine(lock_path: Path) -> str | None:
+    """The engine a lock file's build used ("preview", "kolors"), or None without a lock."""
+    lock = lockfile.read(lock_path)
+    return lock.engine or None if lock else None
+
+
+def story_lock_path(story_path: Path) -> Path:
+    return lockfile.lock_path(story_path)
+
+
+def _cached(cache: Cache, key: str) -> Path | None:
+    # existence of the sidecar (written last) and the object: no hashing, no deleting
+    obj = cache.object_path(key)
+    return obj if cache.sidecar_path(key).is_file() and obj.is_file() else None
