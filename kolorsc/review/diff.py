@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from kolorsc.cache import Cache
+from kolorsc.engines.base import Engine
 from kolorsc.errors import SpecError, UsageError
 from kolorsc.prompts import Panel
 from kolorsc.review import git, keys
@@ -160,11 +161,13 @@ def diff(
     args: Sequence[str] = (),
     *,
     cwd: Path | None = None,
-    engine: str | None = None,
+    engine: str | Engine | None = None,
     cache_dir: Path | None = None,
     models_dir: Path | None = None,
 ) -> DiffReport:
-    """Compare `[REV] [PATH...]` (REV default HEAD, PATH default the whole repository)."""
+    """Compare `[REV] [PATH...]` (REV default HEAD, PATH default the whole repository).
+
+    `engine`: a name, an Engine (as `api.build` takes), or None for the lock files' engine."""
     cwd = Path(cwd or Path.cwd()).resolve()
     root = git.repo_root(cwd)
     rev, commit, rest = _revision(root, cwd, list(args))
@@ -177,7 +180,9 @@ def diff(
     new_stories = {p for p in new_files if _selected(p, prefixes)}
     unchanged = {p for p in old_stories & new_stories if _same_story(p, old, new, root)}
     todo_old, todo_new = sorted(old_stories - unchanged), sorted(new_stories - unchanged)
-    ctx = _Context(Cache(cache_dir), engine, cache_dir, models_dir)
+    ctx = _Context(Cache(cache_dir), engine if isinstance(engine, str) else None, cache_dir, models_dir)
+    if isinstance(engine, Engine):
+        ctx.engine, ctx.engines[engine.name] = engine.name, engine
     with tempfile.TemporaryDirectory(prefix="kolorsc-diff-") as tmp:
         old.dir = Path(tmp)
         _export(root, old, todo_old)
@@ -434,20 +439,57 @@ def _engine_change(old: _Loaded, new: _Loaded) -> list[Change]:
 
 def _side_keys(side: _Loaded, out: StoryDiff, ctx: _Context, reuse_lora_of: _Loaded | None = None) -> dict | None:
     """Render keys of one side: computed, else from its lock file, else None (unknown)."""
+    where = side.path if side.side.label == "working tree" else f"{side.side.label}:{side.path}"
     try:
         eng = ctx.engines.get(out.engine)
         if eng is None:
             eng = ctx.engines[out.engine] = _make_engine(out.engine, ctx)
         lora = None if eng.preview else _lora(side, ctx, reuse_lora_of)
-        return keys.render_keys(side.story, side.panels, eng, ctx.cache, lora)
+        computed = keys.render_keys(side.story, side.panels, eng, ctx.cache, lora)
     except KeysUnavailable as exc:
-        where = side.path if side.side.label == "working tree" else f"{side.side.label}:{side.path}"
         recorded = keys.lock_render_keys(keys.story_lock_path(side.file), ctx.cache)
         if recorded is not None and recorded[0] == out.engine:
             out.notes.append(f"{where}: render keys taken from its lock file: {exc}")
-            return recorded[1]
+            return _unbuilt(side, recorded[1], out, where)
         out.notes.append(f"{where}: render keys unknown: {exc}")
         return None
+    _check_engine_identity(side, out, ctx, computed, where)
+    return computed
+
+
+def _unbuilt(side: _Loaded, recorded: dict, out: StoryDiff, where: str) -> dict:
+    """The lock file's keys, except for renders the story has changed since it was written:
+    those have an unknown key ("") and the story's current digests, so they count as new."""
+    intent = keys.intent_digests(side.story, side.panels)
+    result, stale = {}, 0
+    for ps, digests in intent.items():
+        rec = recorded.get(ps)
+        if rec is not None and all(rec.inputs.get(k) == v for k, v in digests.items()):
+            result[ps] = rec
+        else:
+            stale += 1
+            result[ps] = RenderKey(ps[0], ps[1], "", {**(rec.inputs if rec else {}), **digests})
+    if stale:
+        out.notes.append(f"{where}: {stale} render(s) changed since its lock file was written: "
+                         "keys unknown until built")
+    return result
+
+
+def _same_render(a: RenderKey, b: RenderKey) -> bool:
+    return a.key == b.key if a.key and b.key else a.inputs == b.inputs
+
+
+def _check_engine_identity(side: _Loaded, out: StoryDiff, ctx: _Context, computed: dict, where: str) -> None:
+    """Say so when this machine's engine is not the one the side's lock file was built with
+    (other weights, precision, version): then every render looks new for that reason."""
+    recorded = keys.lock_render_keys(keys.story_lock_path(side.file), ctx.cache)
+    if recorded is None or recorded[0] != out.engine:
+        return
+    mine = {k.inputs.get("engine") for k in computed.values()}
+    theirs = {k.inputs.get("engine") for k in recorded[1].values()}
+    if theirs and mine and not (mine & theirs):
+        out.notes.append(f"{where}: the {out.engine} engine here differs from the one its lock file was built "
+                         "with (weights, precision or version): renders may show as new for that reason")
 
 
 def _make_engine(name: str, ctx: _Context):
@@ -455,6 +497,8 @@ def _make_engine(name: str, ctx: _Context):
         return keys.engine(name, ctx.models_dir, ctx.cache_dir)
     except ImportError as exc:
         raise KeysUnavailable(f"the {name} engine is not installed here ({exc})") from None
+    except UsageError as exc:  # a lock file naming an engine this kolorsc does not have
+        raise KeysUnavailable(str(exc)) from None
 
 
 def _lora(side: _Loaded, ctx: _Context, reuse_of: _Loaded | None):
@@ -469,7 +513,7 @@ def _panels(old: _Loaded | None, new: _Loaded | None, old_keys: dict | None,
             new_keys: dict | None) -> list[PanelDiff]:
     old_panels = {p.index: p for p in (old.panels if old else [])}
     new_panels = {p.index: p for p in (new.panels if new else [])}
-    old_all = {k.key for k in (old_keys or {}).values()}
+    old_all = {k.key for k in (old_keys or {}).values() if k.key}
     out = []
     for index in sorted(set(old_panels) | set(new_panels)):
         a, b = old_panels.get(index), new_panels.get(index)
@@ -492,7 +536,7 @@ def _renders(index: int, old_keys: dict, new_keys: dict, old_all: set[str], adde
         if b is None:
             why = "story removed" if removed else "candidate no longer rendered"
             out.append(RenderChange(index, seed, a, None, DROPPED, [why]))
-        elif a is not None and a.key == b.key:
+        elif a is not None and _same_render(a, b):
             out.append(RenderChange(index, seed, a, b, SAME))
         else:
             status = REUSED if b.key in old_all else NEW

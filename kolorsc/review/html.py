@@ -92,7 +92,7 @@ def _figure(label: str, k: RenderKey | None, images: dict[str, Path]) -> str:
         text = "no render" if k is None else "not in the cache"
         return f'<figure style="margin:0"><div class="missing">{esc(label)}: {esc(text)}</div></figure>'
     images[k.key] = path
-    caption = f"{label} · seed {k.seed} · {k.key[:12]}"
+    caption = f"{label} · seed {k.seed} · {k.key[:12]}"  # only cached renders get here: key known
     return (f'<figure style="margin:0">{img(f"{IMG_DIR}/{k.key}.png", caption)}'
             f'<figcaption class="muted">{esc(caption)}</figcaption></figure>')
 

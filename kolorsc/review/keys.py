@@ -5,6 +5,8 @@ that imports the plan, the runner, the lock file format or the engines.
     lora_source(story, cache, models_dir) -> LoraSource     what the LoRA node is keyed by
     render_keys(story, panels, engine, cache, lora)         keys the current code gives
     lock_render_keys(lock_path, cache)                      keys a lock file recorded
+    intent_digests(story, panels)                           the engine-free inputs of each render,
+                                                            to tell whether a lock file is stale
 
 Everything else in kolorsc.review works on `RenderKey` values, so when the build core moves
 (plan.py -> kolorsc/build/graph.py) only this file changes. Looking a key up in the cache
@@ -80,6 +82,18 @@ def lock_render_keys(lock_path: Path, cache: Cache) -> tuple[str, dict[tuple[int
             panel, seed = int(parts[1]), int(parts[2][len("seed-"):])
             keys[(panel, seed)] = RenderKey(panel, seed, entry.key, dict(entry.inputs), _cached(cache, entry.key))
     return lock.engine, keys
+
+
+# Render inputs that depend only on the story (not on the engine, the weights or the LoRA
+# file): a lock entry whose digests of these differ was built from an older story.
+INTENT_INPUTS = ("prompt", "negative", "panel_seed", "seed", "settings", "base_model", "code")
+
+
+def intent_digests(story: Story, panels: list[Panel]) -> dict[tuple[int, int], dict[str, str]]:
+    """{(panel, seed): {input: short digest}} of every candidate, for INTENT_INPUTS only."""
+    plan = make_plan(story, panels, {}, False, None)
+    return {(n.panel, n.seed): {k: v for k, v in n.input_digests().items() if k in INTENT_INPUTS}
+            for n in plan.of_kind("render")}
 
 
 def lock_engine(lock_path: Path) -> str | None:

@@ -64,7 +64,7 @@ def change_line(c: Change) -> str:
 
 
 def render_line(r: RenderChange) -> str:
-    short = (r.new or r.old).key[:12]
+    short = (r.new or r.old).key[:12] or "key unknown until built"
     if r.status == NEW:
         where = "in the cache" if r.in_cache else "not in the cache"
         return f"seed-{r.seed}: new render ({'; '.join(r.reasons)}), {where}  [{short}]"
