@@ -170,6 +170,8 @@ class Browser:
                   imgs.forEach(i => { i.loading = 'eager'; });
                   await Promise.all(imgs.map(i => i.complete ? null :
                       new Promise(r => { i.addEventListener('load', r); i.addEventListener('error', r); })));
+                  await Promise.all(imgs.map(i => i.decode().catch(() => null)));
+                  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
                   return {
                     images: imgs.map(i => [i.currentSrc || i.src, i.naturalWidth]),
                     links: [...document.querySelectorAll('a[href]')].map(a => a.href),

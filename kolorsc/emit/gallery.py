@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kolorsc.atomic import atomic_write_bytes
-from kolorsc.emit.common import NOT_COMPUTED, engine_label, fmt_score, gate_line, image_name
+from kolorsc.emit.common import NOT_COMPUTED, engine_label, fmt_score, image_name
 from kolorsc.emit.htmlpage import esc, href, img, link_list, page, png_size
 from kolorsc.results import Candidate, PanelResult, StoryResult
 
@@ -122,7 +122,9 @@ def story_page_html(result: StoryResult, collection: bool = False) -> bytes:
              ("scores.json", SCORES)]
     if collection:
         links.insert(0, ("← collection", f"../{INDEX}"))
-    score = gate_line(result)
+    score = _score_text(gallery_entry(result, story.id))
+    if s.aesthetic_mean is None and s.note:
+        score = f"mean aesthetic {s.note}"  # e.g. "not computed: run `kolorsc models pull aesthetic`"
     extra = []
     if s.coherence_mean is not None:
         extra.append(f"coherence {s.coherence_mean:.3f} (min {fmt_score(s.coherence_min)})")
@@ -168,7 +170,7 @@ def _score_text(e: GalleryEntry) -> str:
         return ""
     if e.mean is None:
         return f"mean aesthetic {NOT_COMPUTED}"
-    op = ">=" if e.gate == "PASS" else "<"
+    op = "≥" if e.gate == "PASS" else "<"
     return f"mean aesthetic {e.mean:.3f} {op} {e.threshold:g}" if e.threshold is not None else f"mean aesthetic {e.mean:.3f}"
 
 

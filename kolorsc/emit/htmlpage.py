@@ -29,7 +29,7 @@ img{max-width:100%;height:auto;display:block;border-radius:6px;background:var(--
 .links{display:flex;flex-wrap:wrap;gap:8px;margin:8px 0;padding:0;list-style:none}
 .links a{display:inline-block;padding:6px 12px;border:1px solid var(--line);border-radius:999px;
 text-decoration:none;background:var(--card)}
-.grid{display:grid;gap:16px;grid-template-columns:1fr}
+.grid{display:grid;gap:16px;grid-template-columns:1fr;align-items:start}
 @media (min-width:640px){.grid{grid-template-columns:repeat(2,minmax(0,1fr))}}
 @media (min-width:1000px){.grid.panels{grid-template-columns:repeat(4,minmax(0,1fr))}}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:12px;min-width:0}
