@@ -81,19 +81,39 @@ def prompts_cmd(story, as_json):
 
 
 @main.command("init")
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--collection", "collection", default=None, metavar="NAME",
+              help="Create a new collection repository NAME/ instead: stories/, styles/, pre-commit, "
+                   "GitHub Actions workflow, .gitignore, README.")
 @click.option("--dir", "directory", default=None, type=click.Path(file_okay=False, path_type=str),
-              help="Folder of the new story (default: ./stories if it exists, else .).")
+              help="Folder of the new story (default: ./stories if it exists, else .); "
+                   "with --collection, the folder that receives NAME/.")
 @click.option("--style", default="anime", show_default=True,
               help="Style name; styles/<style>.yaml is written when the project has none.")
 @click.option("--title", default=None, help="Title of the story (default: NAME).")
 @click.option("--team", default="my-team", show_default=True, help="Team name used in the bundle name.")
 @report_errors
-def init_cmd(name, directory, style, title, team):
-    """Write a new story NAME.yaml that passes `kolorsc check` as written. Never overwrites."""
+def init_cmd(name, collection, directory, style, title, team):
+    """Write a new story NAME.yaml that passes `kolorsc check` as written, or with
+    `--collection NAME` a new collection repository (then NAME, if given, names its first
+    story). Never overwrites."""
     from pathlib import Path
 
+    from kolorsc.errors import UsageError
     from kolorsc.spec.scaffold import init_story
+
+    if collection is not None:
+        from kolorsc.spec.collection import init_collection
+
+        written = init_collection(collection, Path(directory) if directory else None, team=team, style=style,
+                                  story=name or "first-story")
+        for path in written:
+            click.echo(f"wrote {path}")
+        click.echo(f"next: cd {Path(directory or '.') / collection} && git add -A && git commit -m 'new collection' "
+                   "&& pre-commit install && kolorsc check stories/ styles/")
+        return
+    if name is None:
+        raise UsageError("kolorsc init NAME (a story) or kolorsc init --collection NAME (a repository)")
 
     written = init_story(name, Path(directory) if directory else None, style=style, title=title, team=team)
     for path in written:
