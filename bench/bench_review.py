@@ -126,9 +126,9 @@ def bench_gallery(tmp: Path) -> list[str]:
         f"| `write_gallery`, 50 stories, thumbnails made here (storyboards {storyboard_mb:.2f} MB each) | {cold_s:.2f} s |",
         f"| `write_gallery`, 50 stories, thumbnails already made by each story's build | {warm_s * 1000:.0f} ms |",
         "",
-        f"Index page: HTML {index / 1024:.1f} KB + 50 thumbnails {thumbs / 1e6:.2f} MB "
-        f"(avg {thumbs / 50 / 1024:.0f} KB, 640 px JPEG q82) = {(index + thumbs) / 1e6:.2f} MB in total; "
-        "thumbnails below the first screen load lazily.",
+        (f"Index page: HTML {index / 1024:.1f} KB + 50 thumbnails {thumbs / 1e6:.2f} MB "
+         f"(avg {thumbs / 50 / 1024:.0f} KB, 640 px JPEG q82) = {(index + thumbs) / 1e6:.2f} MB in total; "
+         "thumbnails below the first screen load lazily."),
     ]
 
 

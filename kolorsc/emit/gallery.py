@@ -132,8 +132,8 @@ def story_page_html(result: StoryResult, collection: bool = False) -> bytes:
         extra.append(f"alignment {s.alignment_mean:.3f}")
     body = [
         f"<header>\n<h1>{esc(story.title)}</h1>\n",
-        f'<p class="muted">{esc(story.id)} · team {esc(story.team)} · style {esc(story.style.name)} · '
-        f"engine {esc(engine_label(result))}</p>\n",
+        (f'<p class="muted">{esc(story.id)} · team {esc(story.team)} · style {esc(story.style.name)} · '
+         f"engine {esc(engine_label(result))}</p>\n"),
         f"<p>{_gate_badge(s.gate, result.preview)} {esc(score)}</p>\n",
         f'<p class="muted">{esc(" · ".join(extra))}</p>\n' if extra else "",
         f'<p class="banner">{esc(PREVIEW_NOTE)}</p>\n' if result.preview else "",

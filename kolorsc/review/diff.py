@@ -76,7 +76,9 @@ class RenderChange:
         return self.new is not None and self.new.image is not None
 
     def to_json(self) -> dict:
-        side = lambda k: None if k is None else {"key": k.key, "in_cache": k.image is not None}  # noqa: E731
+        def side(k: RenderKey | None) -> dict | None:
+            return None if k is None else {"key": k.key, "in_cache": k.image is not None}
+
         return {"panel": self.panel, "seed": self.seed, "status": self.status, "reasons": self.reasons,
                 "old": side(self.old), "new": side(self.new)}
 

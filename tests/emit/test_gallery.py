@@ -53,7 +53,7 @@ def collection(tmp_path_factory):
 
 def test_index_and_story_pages_in_a_browser(collection, tmp_path):
     require_chromium()
-    out, entries = collection
+    out, _ = collection
     index = out / INDEX
     with Browser(tmp_path) as browser:
         phone = browser.open(index, width=390, screenshot=tmp_path / "index-phone.png")
@@ -77,7 +77,7 @@ def test_index_and_story_pages_in_a_browser(collection, tmp_path):
 
 
 def test_index_content(collection):
-    out, entries = collection
+    out, _ = collection
     html = (out / INDEX).read_text("utf-8")
     assert "3 preview" in html and "1 invalid" in html and "4 stories" in html
     assert "broken" in html and "INVALID" in html
@@ -93,7 +93,7 @@ def test_links_only_to_files_that_exist(collection, tmp_path):
     try:
         write_gallery(out, entries)
         html = (out / INDEX).read_text("utf-8")
-        assert f'href="hero-dragon/storyboard.pdf"' not in html and 'href="idol-diary/storyboard.pdf"' in html
+        assert 'href="hero-dragon/storyboard.pdf"' not in html and 'href="idol-diary/storyboard.pdf"' in html
     finally:
         (tmp_path / "moved.pdf").rename(out / "hero-dragon" / "storyboard.pdf")
         write_gallery(out, entries)
