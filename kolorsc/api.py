@@ -20,7 +20,7 @@ from kolorsc import paths as user_paths
 from kolorsc.build import inputs, lockfile
 from kolorsc.build.executors import Executor, LocalExecutor
 from kolorsc.build.graph import make_graph
-from kolorsc.build.outputs import output_dir
+from kolorsc.build.outputs import output_dir, write_indexes
 from kolorsc.build.run import Options, Progress, StoryRun, run, story_error
 from kolorsc.build.stages.base import Env
 from kolorsc.build.status import Plan, plan_of
@@ -194,6 +194,8 @@ def build(
             runs = run([o.plan for o in planned], ex, cache, Options(out=out, keep_going=keep_going, progress=progress))
         for outcome, story_run in zip(planned, runs):
             _record(outcome, story_run)
+        if any(o.status != UP_TO_DATE for o in outcomes):  # a no-op build writes nothing
+            write_indexes([_index_row(o, out) for o in outcomes])
     seconds = (time.perf_counter() - start) / max(1, len(outcomes))
     for outcome in outcomes:
         outcome.seconds = outcome.seconds or seconds
@@ -220,6 +222,20 @@ def _plan_one(path: Path, engine: Engine, cache: Cache, models_dir: Path | None)
         outcome.error, outcome.exit_code = f"{type(exc).__name__}: {exc}", 1
     outcome.seconds = time.perf_counter() - start
     return outcome
+
+
+def _index_row(o: StoryOutcome, out: Path | None) -> tuple:
+    """What the collection index shows of a story; an invalid one under its file's name."""
+    report = o.report
+    if o.plan is not None:
+        out_dir = output_dir(o.plan.story, out)
+        status = BUILT if o.status == UP_TO_DATE else o.status  # the page shows outputs, not this run
+        return (out_dir, o.story_id, o.plan.story.title, status, report.result if report else None, o.error)
+    from kolorsc.spec.loader import find_project_root
+
+    name = o.story_id or o.path.stem
+    out_dir = (Path(out) if out else find_project_root(o.path.resolve()) / "build") / name
+    return (out_dir, name, None, o.status, None, o.error)
 
 
 def _record(outcome: StoryOutcome, story_run: StoryRun) -> None:

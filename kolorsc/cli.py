@@ -81,19 +81,39 @@ def prompts_cmd(story, as_json):
 
 
 @main.command("init")
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--collection", "collection", default=None, metavar="NAME",
+              help="Create a new collection repository NAME/ instead: stories/, styles/, pre-commit, "
+                   "GitHub Actions workflow, .gitignore, README.")
 @click.option("--dir", "directory", default=None, type=click.Path(file_okay=False, path_type=str),
-              help="Folder of the new story (default: ./stories if it exists, else .).")
+              help="Folder of the new story (default: ./stories if it exists, else .); "
+                   "with --collection, the folder that receives NAME/.")
 @click.option("--style", default="anime", show_default=True,
               help="Style name; styles/<style>.yaml is written when the project has none.")
 @click.option("--title", default=None, help="Title of the story (default: NAME).")
 @click.option("--team", default="my-team", show_default=True, help="Team name used in the bundle name.")
 @report_errors
-def init_cmd(name, directory, style, title, team):
-    """Write a new story NAME.yaml that passes `kolorsc check` as written. Never overwrites."""
+def init_cmd(name, collection, directory, style, title, team):
+    """Write a new story NAME.yaml that passes `kolorsc check` as written, or with
+    `--collection NAME` a new collection repository (then NAME, if given, names its first
+    story). Never overwrites."""
     from pathlib import Path
 
+    from kolorsc.errors import UsageError
     from kolorsc.spec.scaffold import init_story
+
+    if collection is not None:
+        from kolorsc.spec.collection import init_collection
+
+        written = init_collection(collection, Path(directory) if directory else None, team=team, style=style,
+                                  story=name or "first-story")
+        for path in written:
+            click.echo(f"wrote {path}")
+        click.echo(f"next: cd {Path(directory or '.') / collection} && git add -A && git commit -m 'new collection' "
+                   "&& pre-commit install && kolorsc check stories/ styles/")
+        return
+    if name is None:
+        raise UsageError("kolorsc init NAME (a story) or kolorsc init --collection NAME (a repository)")
 
     written = init_story(name, Path(directory) if directory else None, style=style, title=title, team=team)
     for path in written:
@@ -304,6 +324,42 @@ def cache_gc_cmd(cache_dir, keep, older_than, dry_run):
     r = api.cache_gc(cache_dir, keep=keep, older_than_days=older_than, dry_run=dry_run)
     verb = "would remove" if r.dry_run else "removed"
     click.echo(f"{verb} {r.removed} entr{'y' if r.removed == 1 else 'ies'} ({_size(r.freed)}); kept {r.kept}")
+
+# --- review: diff (issue: version-controlled collections) ---
+
+
+@main.command("diff")
+@click.argument("args", nargs=-1, metavar="[REV] [PATH]...")
+@click.option("--engine", type=click.Choice(["preview", "kolors"]), default=None,
+              help="Engine whose render keys are compared (default: the one the lock files name, else preview).")
+@_CACHE_OPTION
+@_MODELS_OPTION
+@click.option("--html", "html_dir", default=None, type=click.Path(file_okay=False, path_type=str),
+              help="Also write a side-by-side page (old panel | new panel) into this folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@report_errors
+def diff_cmd(args, engine, cache_dir, models_dir, html_dir, as_json):
+    """Compare the stories and lock files of a git revision (default HEAD) with the working
+    tree: per story and panel what changed and why, and which renders are new.
+
+    Never writes into the working tree, the index or the cache. Exit 2 outside a git repository."""
+    import json
+
+    from kolorsc.review import diff, present
+
+    report = diff.diff(args, engine=engine, cache_dir=cache_dir, models_dir=models_dir)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(present.as_text(report))
+    if html_dir:
+        from pathlib import Path
+
+        from kolorsc.review.html import write_html
+
+        page = write_html(report, Path(html_dir))
+        click.echo(f"wrote {page}", err=as_json)
+
 
 # --- outputs: bundle verify (issue: kolorsc build, emit) ---
 

@@ -22,6 +22,7 @@ LAYERS = {
     "kolorsc.cli": 10,
     "kolorsc.api": 9,
     "kolorsc.build.run": 8,
+    "kolorsc.review": 8,  # kolorsc diff: keys through the build core (review/keys.py), lock files
     "kolorsc.build.executors": 8,
     "kolorsc.build.stages": 7,
     "kolorsc.build.inputs": 7,

@@ -18,7 +18,7 @@ Nodes, in run order (`KINDS`):
     score/NN/seed-S    aesthetic score of one candidate (not for preview drafts)
     select/NN          which candidate of panel NN goes out (best of N, else candidate 1)
     panel/NN           panels/NN.png with the generation parameters in PNG text chunks
-    storyboard, pdf, scores, bundle
+    storyboard, pdf, scores, page (index.html), thumbnail (of the storyboard), bundle
 
 Decisions:
 - The preview engine draws without a LoRA: its dataset and lora nodes are skipped, and its
@@ -45,7 +45,8 @@ from kolorsc.spec.model import Loc, Story
 
 DATASET, LORA, RENDER, SCORE, SELECT = "dataset", "lora", "render", "score", "select"
 PANEL, STORYBOARD, PDF, SCORES, BUNDLE = "panel", "storyboard", "pdf", "scores", "bundle"
-EMIT_KINDS = (PANEL, STORYBOARD, PDF, SCORES, BUNDLE)
+PAGE, THUMBNAIL = "page", "thumbnail"
+EMIT_KINDS = (PANEL, STORYBOARD, PDF, SCORES, PAGE, THUMBNAIL, BUNDLE)
 KINDS = (DATASET, LORA, RENDER, SCORE, SELECT, *EMIT_KINDS)
 
 # Fields of the story model that never change an output: source positions, where files live.
@@ -239,15 +240,20 @@ def make_graph(story: Story, panels: list[Panel] | tuple[Panel, ...], ids: Ident
 
     whole = {**shared, "captions": [p.caption for p in panels], "panels": [views[p.index] for p in panels]}
     everything = tuple(n.id for n in nodes if n.skipped is None and n.kind != DATASET)
-    files = {STORYBOARD: "storyboard.png", PDF: "storyboard.pdf", SCORES: "scores.json",
+    files = {STORYBOARD: "storyboard.png", PDF: "storyboard.pdf", SCORES: "scores.json", PAGE: "index.html",
              BUNDLE: f"{story.bundle_name}.zip"}
+    story_loc = Loc(str(story.path), 1, 1)
     for kind, name in files.items():
         inputs = {**whole, "code": ids.code[kind]}
         if kind in (STORYBOARD, PDF):
             inputs["fonts"] = ids.fonts
         if kind == BUNDLE:
             inputs["panel_pngs"] = [n.key for n in panel_nodes]
-        nodes.append(Node(NodeId(kind), inputs, everything, Loc(str(story.path), 1, 1), output=name))
+        nodes.append(Node(NodeId(kind), inputs, everything, story_loc, output=name))
+    # The collection index shows each story by a small copy of its storyboard.
+    board = nodes[-len(files)]
+    nodes.insert(len(nodes) - 1, Node(NodeId(THUMBNAIL), {"storyboard": board.key, "code": ids.code[THUMBNAIL]},
+                                      (board.id,), story_loc, output="storyboard-thumb.jpg"))
     return Graph(story, panels, tuple(nodes), ids)
 
 

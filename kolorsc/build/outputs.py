@@ -48,3 +48,21 @@ def _remove_stale(plan: Plan, out_dir: Path) -> None:
     for p in stale:
         if p.relative_to(out_dir).as_posix() not in current:
             p.unlink(missing_ok=True)
+
+
+def write_indexes(stories: list) -> list[Path]:
+    """build/index.html of every output folder the build wrote into: a card per story (its
+    thumbnail, gate, mean score, links; kolorsc.emit.gallery), in collection order.
+
+    `stories`: (out_dir or None, story id, title, status, StoryResult or None, error) per
+    story; a story without an output folder (invalid before its id was known) is left out."""
+    from kolorsc.emit.gallery import failed_entry, gallery_entry, write_gallery
+
+    roots: dict[Path, list] = {}
+    for out_dir, story_id, title, status, result, error in stories:
+        if out_dir is None:
+            continue
+        entry = (gallery_entry(result, out_dir.name, status) if result is not None
+                 else failed_entry(story_id, title, out_dir.name, status, error))
+        roots.setdefault(out_dir.parent, []).append(entry)
+    return [write_gallery(root, entries) for root, entries in roots.items()]

@@ -3,8 +3,8 @@
     run(plans, executor, cache, options) -> list[StoryRun]
 
 One build runs the plans of every story given (a collection) together, wave by wave in
-node-kind order — dataset, lora, render, score, select, panel, storyboard/pdf/scores,
-bundle — so that:
+node-kind order — dataset, lora, render, score, select, panel, storyboard/pdf/scores/page,
+thumbnail/bundle — so that:
 - identical keys in several stories are made once (two stories sharing a prompt, seed and
   style render one image);
 - renders of the whole collection sharing a LoRA go to the engine as one task (it merges
@@ -34,7 +34,21 @@ from pathlib import Path
 
 from kolorsc.build import lockfile
 from kolorsc.build.executors.base import Executor, Result
-from kolorsc.build.graph import BUNDLE, DATASET, LORA, PANEL, PDF, RENDER, SCORE, SCORES, SELECT, STORYBOARD, NodeId
+from kolorsc.build.graph import (
+    BUNDLE,
+    DATASET,
+    LORA,
+    PAGE,
+    PANEL,
+    PDF,
+    RENDER,
+    SCORE,
+    SCORES,
+    SELECT,
+    STORYBOARD,
+    THUMBNAIL,
+    NodeId,
+)
 from kolorsc.build.lockfile import LockEntry, LockFile, lock_path, summarize
 from kolorsc.build.outputs import output_dir, write_outputs
 from kolorsc.build.stages.base import Blob, Task, Work
@@ -44,7 +58,8 @@ from kolorsc.errors import BuildError, KolorscError
 from kolorsc.hashing import sha256_bytes
 from kolorsc.results import StoryResult
 
-WAVES = ((DATASET,), (LORA,), (RENDER,), (SCORE,), (SELECT,), (PANEL,), (STORYBOARD, PDF, SCORES), (BUNDLE,))
+WAVES = ((DATASET,), (LORA,), (RENDER,), (SCORE,), (SELECT,), (PANEL,), (STORYBOARD, PDF, SCORES, PAGE),
+         (THUMBNAIL, BUNDLE))
 KEYS_PER_LOCK = 256  # keys locked at once (file descriptors), and in flight on the executor
 
 # progress(stage, done, total, label): the CLI turns it into one bar per stage.

@@ -1,35 +1,31 @@
 """Outputs of a build: panel PNGs with parameters, storyboard PNG/PDF, scores.json, the
-submission bundle (with model card and ComfyUI workflow), and `bundle verify`.
+submission bundle (with model card and ComfyUI workflow), the HTML gallery, and `bundle verify`.
 
-Pure functions: a StoryResult (plus image bytes) in, deterministic bytes out. The runner
-writes the files; nothing here touches the cache. Pillow and reportlab are imported inside
-the functions that draw, so importing this package stays cheap.
+Pure functions: a StoryResult (plus image bytes) in, deterministic bytes out. The build's
+stages (kolorsc.build.stages) call them and store what they return; nothing here touches
+the cache. Each name below is imported from its module on first use (PEP 562), so that
+importing one emitter (the gallery, say) does not load reportlab for the others.
 """
 
-from kolorsc.emit.bundle import bundle_entries, bundle_filename, bundle_zip, prompts_json
-from kolorsc.emit.comfyui import comfyui_workflow
-from kolorsc.emit.modelcard import PREVIEW_MARKER, model_card, prompts_md
-from kolorsc.emit.pdf import storyboard_pdf
-from kolorsc.emit.pngmeta import panel_png, read_png_text
-from kolorsc.emit.scores import scores_json
-from kolorsc.emit.storyboard import storyboard_png
-from kolorsc.emit.verify import Finding, VerifyReport, verify_bundle
+from __future__ import annotations
 
-__all__ = [
-    "PREVIEW_MARKER",
-    "Finding",
-    "VerifyReport",
-    "bundle_entries",
-    "bundle_filename",
-    "bundle_zip",
-    "comfyui_workflow",
-    "model_card",
-    "panel_png",
-    "prompts_json",
-    "prompts_md",
-    "read_png_text",
-    "scores_json",
-    "storyboard_pdf",
-    "storyboard_png",
-    "verify_bundle",
-]
+import importlib
+
+_WHERE = {
+    "bundle_entries": "bundle", "bundle_filename": "bundle", "bundle_zip": "bundle", "prompts_json": "bundle",
+    "comfyui_workflow": "comfyui",
+    "PREVIEW_MARKER": "modelcard", "model_card": "modelcard", "prompts_md": "modelcard",
+    "storyboard_pdf": "pdf",
+    "panel_png": "pngmeta", "read_png_text": "pngmeta",
+    "scores_json": "scores",
+    "storyboard_png": "storyboard",
+    "Finding": "verify", "VerifyReport": "verify", "verify_bundle": "verify",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -38,7 +38,7 @@ def test_build_plan_and_cache_commands(tmp_path):
     assert "cached   render/08/seed-8" in dry.output
 
     info = run("cache", "info", "--cache-dir", cache, "--json")
-    assert json.loads(info.output)["entries"] == 28  # 8 renders, 8 selects, 8 panels, 4 outputs
+    assert json.loads(info.output)["entries"] == 30  # 8 renders, 8 selects, 8 panels, 6 story outputs
 
     gc = run("cache", "gc", "--cache-dir", cache, "--keep", project / "stories", "--older-than", "0")
     assert gc.exit_code == 0 and gc.output.startswith("removed 0 entries")

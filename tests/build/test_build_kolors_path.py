@@ -69,7 +69,8 @@ def test_lora_file_and_missing_scorer_weights(project, tmp_path):
     plan = api.plan(story_path(project, STORY), engine=RealishEngine(), cache_dir=tmp_path / "cache",
                     models_dir=models)
     assert {n.why for n in plan.of_kind("score")} == {("scorer aesthetic changed",)}
-    assert {n.kind for n in plan.to_run()} == {"score", "select", "panel", "storyboard", "pdf", "scores", "bundle"}
+    assert {n.kind for n in plan.to_run()} == {"score", "select", "panel", "storyboard", "pdf", "scores", "page",
+                                                 "thumbnail", "bundle"}
 
     # a new LoRA file re-renders every panel, and says why
     (project / "loras" / "fairytale-3d.safetensors").write_bytes(b"lora weights v2" * 100)

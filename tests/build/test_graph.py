@@ -49,7 +49,8 @@ def test_nodes_in_run_order_with_stable_keys(loaded):
     story, panels = loaded
     graph = make_graph(story, panels, ids())
     kinds = [n.kind for n in graph.nodes]
-    order = ["dataset", "lora", "render", "select", "panel", "storyboard", "pdf", "scores", "bundle"]
+    order = ["dataset", "lora", "render", "select", "panel", "storyboard", "pdf", "scores", "page", "thumbnail",
+             "bundle"]
     assert kinds == sorted(kinds, key=order.index)  # each kind comes after what it reads
     assert len(graph.of_kind("render")) == 8
     assert keys(graph) == keys(make_graph(story, panels, ids()))
@@ -69,7 +70,8 @@ def test_caption_is_not_a_render_input(loaded):
     story, panels = loaded
     base = make_graph(story, panels, ids())
     edited = panels[:2] + [dataclasses.replace(panels[2], caption="别的说明")] + panels[3:]
-    assert changed(base, make_graph(story, edited, ids())) == {"panel/03", "storyboard", "pdf", "scores", "bundle"}
+    assert changed(base, make_graph(story, edited, ids())) == {"panel/03", "storyboard", "pdf", "scores", "page",
+                                                              "thumbnail", "bundle"}
 
 
 def test_one_prompt_changes_one_render(loaded):
@@ -88,14 +90,14 @@ def test_a_stage_code_change_rekeys_that_kind_and_what_reads_it(loaded):
     select = dataclasses.replace(ids(), code={**code_identities(), "select": "edited"})
     assert changed(base, make_graph(story, panels, select)) == (
         {f"select/{i:02d}" for i in range(1, 9)} | {f"panel/{i:02d}" for i in range(1, 9)}
-        | {"storyboard", "pdf", "scores", "bundle"})
+        | {"storyboard", "pdf", "scores", "page", "thumbnail", "bundle"})
 
 
 def test_fonts_key_only_what_draws_text(loaded):
     story, panels = loaded
     base = make_graph(story, panels, ids())
     other = dataclasses.replace(ids(), fonts={"font.ttf": "f2"})
-    assert changed(base, make_graph(story, panels, other)) == {"storyboard", "pdf"}
+    assert changed(base, make_graph(story, panels, other)) == {"storyboard", "pdf", "thumbnail"}
 
 
 def test_engine_lora_and_scorer_identities_change_what_they_make(loaded):

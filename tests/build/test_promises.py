@@ -113,7 +113,7 @@ def test_a_damaged_lock_file_is_a_warning_then_a_correct_build(tmp_path, damage)
     assert result.exit_code == 0
     assert f"warning: {lock}: " in result.output and "building as if for the first time" in result.output
     rewritten = lockfile.read(lock)
-    assert rewritten.problem is None and len(rewritten.lock.nodes) == 28
+    assert rewritten.problem is None and len(rewritten.lock.nodes) == 30
 
 
 def test_a_modelscope_dataset_is_keyed_by_what_the_hub_holds(tmp_path, monkeypatch):

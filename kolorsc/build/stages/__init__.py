@@ -1,6 +1,6 @@
 """Stages: one module per node kind, each `run(task, env) -> Iterator[(key, bytes)]`.
 
-    dataset  lora  render  score  select  panel  storyboard  pdf  scores  bundle
+    dataset  lora  render  score  select  panel  storyboard  pdf  scores  page  thumbnail  bundle
 
 A stage turns its nodes' declared inputs (and their dependencies' outputs, in the task)
 into bytes; it never reads the cache or writes the lock. Modules are imported when a task
@@ -40,6 +40,7 @@ LIBRARIES = {
     "panel": ("pillow",),
     "storyboard": ("pillow",),
     "pdf": ("pillow", "reportlab"),
+    "thumbnail": ("pillow",),
 }
 
 
