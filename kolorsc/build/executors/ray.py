@@ -49,6 +49,8 @@ at the address: a BuildError before anything runs.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
 import sys
 from collections import deque
@@ -88,8 +90,9 @@ def connect(address: str | None, env: dict):
     try:
         # log_to_driver off: the workers' prints (diffsynth, Lightning) stay in Ray's logs on
         # their node instead of tearing through the progress bars here
-        ray.init(address=address, namespace="kolorsc", log_to_driver=False, runtime_env=env)
-    except Exception as exc:  # noqa: BLE001 - ConnectionError, ValueError (ray:// without ray[client])...
+        ray.init(address=address, namespace="kolorsc", log_to_driver=False, runtime_env=env,
+                 logging_level=logging.WARNING)
+    except Exception as exc:  # ConnectionError, ValueError (ray:// without ray[client])...
         raise BuildError(f"cannot connect to a Ray cluster at {address or 'this machine'}: {exc}") from exc
     return ray, True
 
@@ -136,7 +139,8 @@ def local_modules(obj) -> list[str]:
     for cls in classes:
         module = sys.modules.get(cls.__module__)
         path = getattr(module, "__file__", None)
-        if cls.__module__.split(".")[0] in ("kolorsc", "builtins") or not path:
+        # kolorsc is shipped anyway; cloudpickle sends classes of __main__ by value
+        if cls.__module__.split(".")[0] in ("kolorsc", "builtins", "__main__") or not path:
             continue
         path = str(Path(path).resolve())
         if not path.startswith(installed) and path not in out:
@@ -302,14 +306,14 @@ class _Tasks:
                 out.append(Result(key, data, sha, where=where))
             elif reply[0] == "error":
                 out += [Result(k, error=reply[1]) for k in task.keys if k not in made]
-        return out
+                made.update(task.keys)
+        missing = BuildError(f"worker {where}: the stage made no output for it (internal error)")
+        return out + [Result(k, error=missing) for k in task.keys if k not in made]
 
     def cancel(self) -> None:
         for ref in self.calls:
-            try:
+            with contextlib.suppress(Exception):  # finished or gone already
                 self.ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - finished or gone
-                pass
         self.calls.clear()
         self.waiting.clear()
 

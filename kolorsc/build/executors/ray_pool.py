@@ -24,6 +24,7 @@ and fails the piece's remaining nodes, exactly as with the local executor.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -109,17 +110,13 @@ class ActorPool:
         for ref in slot.refs:
             self.calls.pop(ref, None)
         self.slots.remove(slot)
-        try:
+        with contextlib.suppress(Exception):  # gone already
             self.ray.kill(slot.handle, no_restart=True)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
 
     def release_engines(self, timeout: float = 120.0) -> None:
         refs = [s.handle.release_engine.remote() for s in self.slots if s.where is not None]
-        try:
+        with contextlib.suppress(Exception):  # a lost worker frees its memory anyway
             self.ray.wait(refs, num_returns=len(refs), timeout=timeout)
-        except Exception:  # noqa: BLE001 - a lost worker frees its memory anyway
-            pass
 
     def close(self) -> None:
         for slot in list(self.slots):

@@ -19,6 +19,7 @@ only when that balances the pool.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -61,7 +62,7 @@ def cut(tasks: list[Task], workers: int) -> list[Piece]:
             pieces.append(Piece(task, affinity(task)))
             continue
         bounds = [round(i * len(task.work) / n) for i in range(n + 1)]
-        for lo, hi in zip(bounds, bounds[1:]):
+        for lo, hi in itertools.pairwise(bounds):
             pieces.append(Piece(subtask(task, task.work[lo:hi]), affinity(task)))
     return pieces
 

@@ -130,7 +130,7 @@ def test_replies_seen_out_of_order_are_taken_in_the_order_the_worker_made_them()
 def test_a_worker_lost_mid_piece_is_replaced_and_its_unfinished_nodes_made_once_elsewhere():
     pool = pool_of(FakeRay(dies={"cpu-0": 3}), size=2, keys=8)  # two pieces of 4; cpu-0 dies on its 3rd
     results = drain(pool)
-    assert sorted(r.key for r in results) == sorted(set(r.key for r in results)) and len(results) == 8
+    assert sorted(r.key for r in results) == sorted({r.key for r in results}) and len(results) == 8
     assert all(r.ok for r in results)
     where = {r.key: r.where for r in results}
     assert {"fake/cpu-0", "fake/cpu-1", "fake/cpu-2"} == set(where.values())  # cpu-2 replaced cpu-0
