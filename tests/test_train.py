@@ -9,6 +9,10 @@ cache, peft injection, Lightning loop, checkpoints, export) is the production co
 
 from __future__ import annotations
 
+from _extras import require_models
+
+require_models('lightning')
+
 import json
 import math
 import os

@@ -4,6 +4,10 @@ and the scoring wiring with and without the (tiny, real) aesthetic predictor."""
 
 from __future__ import annotations
 
+from _extras import require_models
+
+require_models()  # the scorers (numpy, torch) come with the models extra, as --engine kolors does
+
 import io
 import json
 import zipfile

@@ -3,6 +3,10 @@ LoRA merged, and a second build doing no model work. See _kolors_fixtures for wh
 
 from __future__ import annotations
 
+from _extras import require_models
+
+require_models()
+
 import zipfile
 
 from _build_fixtures import edit, make_project, story_path
