@@ -292,6 +292,76 @@ def cache_gc_cmd(cache_dir, keep, older_than, dry_run):
     verb = "would remove" if r.dry_run else "removed"
     click.echo(f"{verb} {r.removed} entr{'y' if r.removed == 1 else 'ies'} ({_size(r.freed)}); kept {r.kept}")
 
+
+# --- shared cache: cache push|pull (issue: collections, shared cache) ---
+
+_REMOTE_OPTION = click.option("--remote", default=None, metavar="URL",
+                              help="s3://bucket/prefix, oss://bucket/prefix or file:///path "
+                                   "(default: $KOLORSC_REMOTE, else [remote] url in kolorsc.toml).")
+_KEY_OPTION = click.option("--key", "keys", multiple=True, metavar="KEY", help="A cache key to move too (repeatable).")
+
+
+def _echo_transfer(report, as_json: bool) -> None:
+    import json
+
+    if as_json:
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        verb = "pushed" if report.direction == "push" else "pulled"
+        where = "remote" if report.direction == "pull" else "local cache"
+        rate = f", {report.bytes / 1e6 / report.seconds:.1f} MB/s" if report.bytes and report.seconds else ""
+        click.echo(f"{verb} {len(report.transferred)} ({_size(report.bytes)} in {report.seconds:.1f} s{rate}), "
+                   f"{len(report.present)} already there, {len(report.missing)} not in the {where} ({report.remote})")
+        for key, why in sorted({**report.refused, **report.failed}.items()):
+            click.echo(f"  {key[:16]}: {why}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+@cache_group.command("push")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=str))
+@_REMOTE_OPTION
+@_KEY_OPTION
+@click.option("--all", "all_keys", is_flag=True, help="Push every entry of the local cache.")
+@_CACHE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@report_errors
+def cache_push_cmd(paths, remote, keys, all_keys, cache_dir, as_json):
+    """Upload what the lock files of PATHS (stories, lock files, folders) record to the team's
+    remote cache. Never replaces a remote entry that holds other bytes. Exit 1 on any conflict
+    or failed upload."""
+    from pathlib import Path
+
+    from kolorsc.remote.commands import cache_push
+
+    bars = _Bars(sys.stderr.isatty())
+    report = cache_push([Path(p) for p in paths], keys, remote=remote, cache_dir=cache_dir, all_keys=all_keys,
+                        progress=lambda d, t, label: bars("push", d, t, label))
+    bars.close()
+    _echo_transfer(report, as_json)
+
+
+@cache_group.command("pull")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=str))
+@_REMOTE_OPTION
+@_KEY_OPTION
+@_CACHE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@report_errors
+def cache_pull_cmd(paths, remote, keys, cache_dir, as_json):
+    """Download what the lock files of PATHS record from the team's remote cache, each entry
+    verified (sha256 and size, and the hash its lock file records) before the local cache
+    keeps it. Exit 1 when an entry is refused or a download fails."""
+    from pathlib import Path
+
+    from kolorsc.remote.commands import cache_pull
+
+    bars = _Bars(sys.stderr.isatty())
+    report = cache_pull([Path(p) for p in paths], keys, remote=remote, cache_dir=cache_dir,
+                        progress=lambda d, t, label: bars("pull", d, t, label))
+    bars.close()
+    _echo_transfer(report, as_json)
+
 # --- outputs: bundle verify (issue: kolorsc build, emit) ---
 
 
