@@ -46,15 +46,17 @@ def main() -> None:
 
 @main.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--inputs", is_flag=True,
+              help="Also require the local files the styles name (lora.path, local dataset folders).")
 @report_errors
-def check_cmd(paths):
+def check_cmd(paths, inputs):
     """Check story files and collections (directories): one line per problem, then a summary.
     Exit 0 when every file is valid, 2 otherwise."""
     from pathlib import Path
 
     from kolorsc.spec import check_paths
 
-    report = check_paths([Path(p) for p in paths])
+    report = check_paths([Path(p) for p in paths], inputs=inputs)
     for diagnostic in report.diagnostics:
         click.echo(diagnostic.format())
     click.echo(report.summary())
@@ -513,16 +515,29 @@ def train_cmd(style_file, out_dir, dataset_only, models_dir, device):
     bars = _Bars(sys.stderr.isatty())
     from kolorsc.data import dataset_fingerprint, prepare_dataset
 
+    dataset = style.lora.dataset
+    if dataset.source == "generate":  # rendered by the base model first (kolorsc/data/generate.py)
+        from kolorsc.data.generate import as_local, ensure_generated
+        from kolorsc.engines import get_engine
+
+        engine = get_engine("kolors", models_dir=models, device=device)
+        try:
+            rendered = ensure_generated(style, engine, out / "generated", lambda d, t, label: bars("generate", d, t, label))
+        finally:
+            engine.close()
+            bars.close()
+        click.echo(f"{'generated' if rendered else 'generated dataset unchanged'}: {out / 'generated'}")
+        dataset = as_local(dataset, out / "generated")
     dataset_dir = out / "dataset"
     report_file = dataset_dir / "report.json"
     import json
 
     fresh = report_file.is_file() and json.loads(report_file.read_text(encoding="utf-8")).get(
-        "fingerprint") == dataset_fingerprint(style.lora.dataset, root, models_dir=models)
+        "fingerprint") == dataset_fingerprint(dataset, root, models_dir=models)
     if fresh:
         click.echo(f"dataset unchanged: {dataset_dir}")
     else:
-        report = prepare_dataset(style.lora.dataset, root, dataset_dir, lambda d, t, label: bars("dataset", d, t, label),
+        report = prepare_dataset(dataset, root, dataset_dir, lambda d, t, label: bars("dataset", d, t, label),
                                  models_dir=models)
         bars.close()
         _print_dataset_report(report)

@@ -8,6 +8,9 @@ images: measured here, hashing 100 1024px JPEGs (41 MB) takes ~0.1 s (0.5 s for 
 As git does for its index, a file modified within 2 s of being hashed is not memoised (a
 rewrite in the same mtime tick could otherwise keep a stale hash).
 ModelScope: the id, subset, split and revision (the hub's content is not local).
+Generated (source: generate): kolorsc.data.generate.generate_fingerprint, i.e. every image's
+prompt, seed and settings and the engine's identity; the caller passes the style and the
+engine identity, which a Dataset alone does not carry.
 Both add the caption rule, the filters, the image limit, and whether the aesthetic model is
 installed when the recipe asks for the aesthetic filter (without it the filter is skipped,
 which changes the output).
@@ -81,8 +84,9 @@ class HashMemo:
 
 
 def dataset_fingerprint(dataset: Dataset, root: Path, *, models_dir: Path | None = None,
-                        memo: Path | None | bool = True) -> str:
-    """sha256 of the canonical JSON of everything the prepared dataset depends on."""
+                        memo: Path | None | bool = True, style=None, engine_identity: dict | None = None) -> str:
+    """sha256 of the canonical JSON of everything the prepared dataset depends on. A generated
+    dataset also needs `style` (its trigger, negative, resolution) and `engine_identity`."""
     from kolorsc.data.sources import local_images
 
     facts: dict = {
@@ -105,6 +109,14 @@ def dataset_fingerprint(dataset: Dataset, root: Path, *, models_dir: Path | None
                 files[rel + ":caption"] = hashes.sha256(sidecar)
         hashes.save()
         facts["files"] = files
+    elif dataset.source == "generate":
+        from kolorsc.data.generate import generate_fingerprint
+        from kolorsc.errors import TrainingError
+
+        if style is None or engine_identity is None:
+            raise TrainingError("a generated dataset is keyed by the style and the engine that renders it: "
+                                "dataset_fingerprint(..., style=style, engine_identity=engine.identity())")
+        facts["generated"] = generate_fingerprint(style, engine_identity)
     else:
         facts.update(id=dataset.id, subset=dataset.subset, split=dataset.split, revision=getattr(dataset, "revision", None))
     if any(f.op == "image_aesthetics_filter" for f in dataset.filters):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kolorsc.cache import Cache
-from kolorsc.config import REMOTE_ENV, CONFIG_FILE, RemoteConfig, resolve_remote
+from kolorsc.config import CONFIG_FILE, REMOTE_ENV, RemoteConfig, resolve_remote
 from kolorsc.errors import UsageError
 from kolorsc.remote.keys import keys_from_locks
 from kolorsc.remote.transfer import Progress, TransferReport, pull_keys, push_keys

@@ -8,6 +8,7 @@ import json
 import sys
 
 import pytest
+from _build_fixtures import CountingEngine, make_project, story_path
 from click.testing import CliRunner
 
 from kolorsc import api
@@ -16,9 +17,6 @@ from kolorsc.cli import main
 from kolorsc.errors import UsageError
 from kolorsc.lockfile import lock_path
 from kolorsc.remote import Remote, pull_keys, push_keys
-
-from _build_fixtures import CountingEngine, make_project, story_path
-from _remote_fixtures import s3, s3_endpoint  # noqa: F401 - fixtures
 
 
 def key_of(name: str) -> str:

@@ -9,15 +9,14 @@ import os
 import shutil
 
 import pytest
+from _build_fixtures import STORY, CountingEngine, make_project, story_path
+from _remote_fixtures import bucket_keys
 
 from kolorsc import api
 from kolorsc.cache import Cache
 from kolorsc.lockfile import lock_path
 from kolorsc.remote import Remote, keys_from_locks, pull_keys, push_keys
 from kolorsc.remote.commands import cache_pull, cache_push
-
-from _build_fixtures import STORY, CountingEngine, make_project, story_path
-from _remote_fixtures import bucket_keys, s3, s3_endpoint  # noqa: F401 - fixtures
 
 
 def key_of(name: str) -> str:
@@ -86,7 +85,7 @@ def test_a_corrupted_remote_object_is_refused_on_pull(s3, tmp_path):
 
 
 def test_a_rewritten_key_is_refused_when_the_lock_file_records_other_bytes(s3, tmp_path):
-    client, bucket = s3
+    _, bucket = s3
     url = f"s3://{bucket}/c"
     key = key_of("render")
     alice = Cache(tmp_path / "alice")
@@ -178,7 +177,7 @@ def test_the_sidecar_is_written_last(s3, tmp_path, monkeypatch):
 
 
 def test_an_interrupted_download_leaves_nothing_in_the_local_cache(s3, tmp_path, monkeypatch):
-    client, bucket = s3
+    _, bucket = s3
     url = f"s3://{bucket}/c"
     keys = [key_of(f"render/{i}") for i in range(3)]
     alice = Cache(tmp_path / "alice")
