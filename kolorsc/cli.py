@@ -364,6 +364,40 @@ def cache_pull_cmd(paths, remote, keys, cache_dir, as_json):
     bars.close()
     _echo_transfer(report, as_json)
 
+# --- publishing: publish (issue: collections, publishing) ---
+
+
+@main.command("publish")
+@click.argument("story", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.option("--dry-run", is_flag=True, help="Write the folder and publish.json that would be pushed; upload nothing.")
+@click.option("--owner", default=None, help="ModelScope user or organisation (default: [publish] owner in kolorsc.toml).")
+@click.option("--name", default=None, help="Repository name (default: <team>-Kolors-<story id>).")
+@click.option("--out", default=None, type=click.Path(file_okay=False, path_type=str),
+              help="Folder to write (default: build/<id>/modelscope).")
+@click.option("--private/--public", "private", default=None, help="Repository visibility (default: kolorsc.toml, else public).")
+@click.option("--force", is_flag=True, help="Publish even when the bundle breaks a challenge rule (never a preview).")
+@_CACHE_OPTION
+@report_errors
+def publish_cmd(story, dry_run, owner, name, out, private, force, cache_dir):
+    """Publish STORY's LoRA to ModelScope as a model repository: the LoRA, a model card (base
+    model, trigger, rank/alpha, dataset, sample panels, the bundle's name), the eight panels and
+    their prompts. Needs MODELSCOPE_API_TOKEN or `modelscope login` (not with --dry-run)."""
+    from pathlib import Path
+
+    from kolorsc.publish import publish
+
+    pub = publish(Path(story), dry_run=dry_run, owner=owner, name=name, out=Path(out) if out else None,
+                  cache_dir=cache_dir, private=private, force=force)
+    for warning in pub.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    visibility = "private" if pub.private else "public"
+    click.echo(f"wrote {pub.folder} ({len(pub.files)} files) and {pub.metadata_path}")
+    if dry_run:
+        click.echo(f"would publish to {pub.repo_id} as \"{pub.chinese_name}\" ({visibility}); run without --dry-run to upload")
+    else:
+        click.echo(f"published {pub.url} as \"{pub.chinese_name}\" ({visibility})")
+
+
 # --- outputs: bundle verify (issue: kolorsc build, emit) ---
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 
 import pytest
+from _build_fixtures import CountingEngine
 
 from kolorsc.data import dataset_fingerprint, prepare_dataset
 from kolorsc.data.generate import (
@@ -20,8 +21,6 @@ from kolorsc.data.generate import (
 from kolorsc.engines.preview import PreviewEngine
 from kolorsc.errors import SpecError, TrainingError
 from kolorsc.spec import load_style
-
-from _build_fixtures import CountingEngine
 
 STYLE = """kolorsc: 1
 name: 童话3D
@@ -128,3 +127,24 @@ def test_reused_when_unchanged_and_nothing_kept_when_the_engine_fails(tmp_path):
     with pytest.raises(TrainingError, match="no image for 1 of 5"):
         generate_dataset(style, Forgetful(long_side=64), tmp_path / "short")
     assert not (tmp_path / "short").exists()
+
+
+def test_kolorsc_train_renders_then_prepares_a_generated_dataset(tmp_path, monkeypatch):
+    """`kolorsc train --dataset-only` on a generate style; the kolors engine it asks for is the
+    preview engine here (no weights on this machine), through the same Engine interface."""
+    from click.testing import CliRunner
+
+    import kolorsc.engines
+    from kolorsc.cli import main
+
+    style_file(tmp_path)
+    asked = []
+    monkeypatch.setattr(kolorsc.engines, "get_engine", lambda name, **kw: asked.append(name) or PreviewEngine(long_side=64))
+    args = ["train", str(tmp_path / "styles" / "fairy.yaml"), "--dataset-only", "--out", str(tmp_path / "out")]
+    first = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert asked == ["kolors"] and f"generated: {tmp_path / 'out' / 'generated'}" in first.output
+    assert "5 image(s) found, 5 kept" in first.output
+    assert len((tmp_path / "out" / "dataset" / "train" / "metadata.csv").read_text("utf-8").splitlines()) == 6
+    second = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert "generated dataset unchanged" in second.output and "dataset unchanged" in second.output

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from _spec_fixtures import REPO, edit, make_project, story_text, write_story
 from click.testing import CliRunner
 
 from kolorsc.cli import main
 from kolorsc.spec import check_paths
-
-from _spec_fixtures import REPO, edit, make_project, story_text, write_story
 
 
 def lines(report):
