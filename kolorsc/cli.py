@@ -369,7 +369,7 @@ def cache_pull_cmd(paths, remote, keys, cache_dir, as_json):
 
 @main.command("publish")
 @click.argument("story", type=click.Path(exists=True, dir_okay=False, path_type=str))
-@click.option("--dry-run", is_flag=True, help="Write the folder and publish.json that would be pushed; upload nothing.")
+@click.option("--dry-run", is_flag=True, help="Write the folder (and <folder>.json) that would be pushed; upload nothing.")
 @click.option("--owner", default=None, help="ModelScope user or organisation (default: [publish] owner in kolorsc.toml).")
 @click.option("--name", default=None, help="Repository name (default: <team>-Kolors-<story id>).")
 @click.option("--out", default=None, type=click.Path(file_okay=False, path_type=str),

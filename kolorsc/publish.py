@@ -3,7 +3,7 @@ challenge asks for after the build (a model named `{team}-可图Kolors训练-{id
 its description, and the eight images with their prompts).
 
     prepare(story_path, ...) -> Publication    writes the exact folder that is pushed, and
-                                               publish.json (repository id, name, visibility,
+                                               <folder>.json (repository id, name, visibility,
                                                licence, every file's sha256) beside it
     publish(story_path, ..., dry_run) -> Publication   prepare, then upload with modelscope's
                                                HubApi (create_model when the repository is
@@ -57,7 +57,7 @@ class Publication:
     repo_id: str  # owner/name on ModelScope
     chinese_name: str  # the bundle's name: {team}-可图Kolors训练-{id}
     folder: Path  # exactly what is uploaded
-    metadata_path: Path  # publish.json
+    metadata_path: Path  # <folder>.json: what create_model and upload_folder are given
     files: dict[str, str] = field(default_factory=dict)  # name in the repository -> sha256
     private: bool = False
     url: str | None = None  # set once uploaded
@@ -194,14 +194,14 @@ def model_card(story: Story, bundle_readme: str, lora_name: str, facts: dict, pr
 
     lines = ["---", yaml.safe_dump(front, allow_unicode=True, sort_keys=False).rstrip(), "---", "",
              f"# {story.bundle_name}", "",
-             f"The {style.name} style LoRA for {style.base_model}, from the story **{story.title}** by team "
-             f"**{story.team}** (built and published by kolorsc).", "",
+             (f"The {style.name} style LoRA for {style.base_model}, from the story **{story.title}** by team "
+             f"**{story.team}** (built and published by kolorsc)."), "",
              "| | |", "|---|---|",
              f"| Base model | [{style.base_model}](https://modelscope.cn/models/{style.base_model}) |",
              f"| Trigger | {style.trigger} |",
-             f"| LoRA | `{lora_name}`, rank {rank if rank is not None else 'unknown'}, alpha "
+             (f"| LoRA | `{lora_name}`, rank {rank if rank is not None else 'unknown'}, alpha "
              f"{alpha if alpha is not None else 'unknown'}; render scale {record.get('scale', 'unknown')} "
-             f"(ComfyUI strength {record.get('comfyui_strength', 'unknown')}) |",
+             f"(ComfyUI strength {record.get('comfyui_strength', 'unknown')}) |"),
              f"| Dataset | {dataset_line(story)} |",
              f"| Bundle | `{story.bundle_name}.zip` (sha256 `{bundle_sha[:16]}…`) |", "",
              "## Sample panels", "",
@@ -230,7 +230,7 @@ def prepare(
     private: bool | None = None,
     force: bool = False,
 ) -> Publication:
-    """Write the folder that is published (default build/<id>/modelscope/) and publish.json beside it."""
+    """Write the folder that is published (default build/<id>/modelscope/) and <folder>.json beside it."""
     from kolorsc.config import read_config
     from kolorsc.spec import load_story
 

@@ -45,7 +45,9 @@ from pathlib import Path
 
 from kolorsc.errors import BuildError, UsageError
 
-CHUNK = 8 << 20  # one ranged GET per read: few round trips, bounded memory
+# One ranged GET per read. Large reads: few round trips (an S3 request costs ~ms; moto, the
+# test server, even copies the whole object per range), memory bounded per transfer.
+CHUNK = 64 << 20
 ATOMIC_PUT = frozenset({"s3", "s3a", "oss", "gs", "gcs"})
 BACKEND_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "oss": "ossfs", "gs": "gcsfs", "gcs": "gcsfs"}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

@@ -2,10 +2,11 @@
 
     pull_keys(cache, remote, keys, progress, expected=...) -> TransferReport
         Each key absent from the local cache (or corrupt there) is fetched: sidecar, then the
-        object streamed into a temp file under <cache>/incoming/ while it is hashed. Only when
-        sha256 and size match the sidecar, and the lock file's hash when `expected` gives
-        one, is it committed with Cache.put_file (atomic, sidecar last, under the key's lock).
-        Anything else is refused and leaves nothing in the local cache.
+        object streamed into memory (over IN_MEMORY: a temp file under <cache>/incoming/)
+        while it is hashed. Only when sha256 and size match the sidecar, and the lock file's
+        hash when `expected` gives one, is it committed with Cache.put_bytes / put_file
+        (atomic, sidecar last, under the key's lock). Anything else is refused and leaves
+        nothing in the local cache.
     push_keys(cache, remote, keys, progress) -> TransferReport
         Each key verified in the local cache is uploaded: the object (skipped when the remote
         has it already), then the sidecar. A key whose remote sidecar names other bytes is a
@@ -19,6 +20,7 @@ store lock shared, like a build, so `cache gc` never runs in the middle.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -32,7 +34,8 @@ from kolorsc.cache import Cache
 from kolorsc.remote.store import Remote, RemoteCorrupt, RemoteEntry, is_digest
 
 Progress = Callable[[int, int, str], None]
-INCOMING = "incoming"  # <cache>/incoming/: downloads in progress, never trusted
+INCOMING = "incoming"  # <cache>/incoming/: large downloads in progress, never trusted
+IN_MEMORY = 256 << 20  # objects up to this size are downloaded into memory: one write, not two
 STALE_SECONDS = 86400
 
 # outcomes of one key
@@ -143,6 +146,15 @@ def _pull_one(cache: Cache, remote: Remote, key: str, expected: str | None, inco
     if expected and meta.sha256 != expected:
         return REFUSED, (f"the remote's output ({meta.sha256[:12]}) is not the one the lock file records "
                          f"({expected[:12]}); not trusted"), 0
+    if meta.size <= IN_MEMORY:
+        buf = io.BytesIO()
+        try:
+            digest, size = remote.download(meta.sha256, meta.size, buf)
+        except FileNotFoundError:
+            return REFUSED, f"incomplete on the remote: its object {meta.sha256[:12]} is missing", 0
+        problem = _mismatch(meta, digest, size)
+        return (REFUSED, problem, 0) if problem else _commit(cache, key, meta, digest, lambda: cache.put_bytes(
+            key, buf.getvalue(), meta.node, meta.kind))
     fd, tmp = tempfile.mkstemp(prefix=f"{key[:16]}.", suffix=".tmp", dir=incoming)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -150,20 +162,32 @@ def _pull_one(cache: Cache, remote: Remote, key: str, expected: str | None, inco
                 digest, size = remote.download(meta.sha256, meta.size, f)
             except FileNotFoundError:
                 return REFUSED, f"incomplete on the remote: its object {meta.sha256[:12]} is missing", 0
-        if size != meta.size or digest != meta.sha256:
-            what = f"{size} bytes instead of {meta.size}" if size != meta.size else "content hash mismatch"
-            return REFUSED, f"corrupt on the remote: object {meta.sha256[:12]}: {what}", 0
-        with cache.lock_keys([key]):
-            if cache.lookup(key).hit:  # another process pulled or built it meanwhile
-                return PRESENT, "", 0
-            entry = cache.put_file(key, Path(tmp), meta.node, meta.kind)
-            if entry.sha256 != digest:  # the local disk changed the bytes under us
-                cache.discard(key)
-                return FAILED, "the local copy does not match what was downloaded (disk problem?)", 0
-        return TRANSFERRED, "", size
+        problem = _mismatch(meta, digest, size)
+        return (REFUSED, problem, 0) if problem else _commit(cache, key, meta, digest, lambda: cache.put_file(
+            key, Path(tmp), meta.node, meta.kind))
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _mismatch(meta: RemoteEntry, digest: str, size: int) -> str | None:
+    if size != meta.size:
+        return f"corrupt on the remote: object {meta.sha256[:12]}: {size}{'+' if size > meta.size else ''} bytes instead of {meta.size}"
+    if digest != meta.sha256:
+        return f"corrupt on the remote: object {meta.sha256[:12]}: content hash mismatch"
+    return None
+
+
+def _commit(cache: Cache, key: str, meta: RemoteEntry, digest: str, put):
+    """Store verified bytes under the key's lock (atomic, sidecar last: Cache's own rules)."""
+    with cache.lock_keys([key]):
+        if cache.lookup(key).hit:  # another process pulled or built it meanwhile
+            return PRESENT, "", 0
+        entry = put()
+        if entry.sha256 != digest:  # the local disk changed the bytes under us
+            cache.discard(key)
+            return FAILED, "the local copy does not match what was downloaded (disk problem?)", 0
+    return TRANSFERRED, "", meta.size
 
 
 def _sweep(incoming: Path) -> None:

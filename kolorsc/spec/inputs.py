@@ -40,8 +40,8 @@ def input_problems(style: Style, story_file: Path | None = None) -> list[Diagnos
         if not folder.is_dir():
             missing.append((("lora", "dataset", "path"), f"the dataset folder {display_name(folder)} does not exist", DATASET_HINT))
         elif not any(p.suffix.lower() in DATASET_IMAGE_SUFFIXES and p.is_file() for p in folder.rglob("*")):
-            missing.append((("lora", "dataset", "path"), f"the dataset folder {display_name(folder)} holds no images "
-                            f"({' '.join(DATASET_IMAGE_SUFFIXES)})", DATASET_HINT))
+            missing.append((("lora", "dataset", "path"), (f"the dataset folder {display_name(folder)} holds no images "
+                            f"({' '.join(DATASET_IMAGE_SUFFIXES)})"), DATASET_HINT))
     if not missing:
         return []
     if style.source is not None:

@@ -14,6 +14,7 @@ from _remote_fixtures import bucket_keys
 
 from kolorsc import api
 from kolorsc.cache import Cache
+from kolorsc.remote import transfer
 from kolorsc.lockfile import lock_path
 from kolorsc.remote import Remote, keys_from_locks, pull_keys, push_keys
 from kolorsc.remote.commands import cache_pull, cache_push
@@ -21,6 +22,14 @@ from kolorsc.remote.commands import cache_pull, cache_push
 
 def key_of(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
+
+
+@pytest.fixture(params=["in memory", "through a temp file"])
+def download_path(request, monkeypatch):
+    """Small objects are downloaded into memory, large ones through <cache>/incoming/: both."""
+    if request.param == "through a temp file":
+        monkeypatch.setattr(transfer, "IN_MEMORY", 0)
+    return request.param
 
 
 def built_project(tmp_path):
@@ -62,24 +71,29 @@ def test_push_then_pull_into_an_empty_cache_and_the_rebuild_renders_nothing(s3, 
     assert (bob / "build" / STORY / "storyboard.png").read_bytes() == (project / "build" / STORY / "storyboard.png").read_bytes()
 
 
-def test_a_corrupted_remote_object_is_refused_on_pull(s3, tmp_path):
+def test_a_corrupted_remote_object_is_refused_on_pull(s3, tmp_path, download_path):
     client, bucket = s3
     url = f"s3://{bucket}/c"
     alice = Cache(tmp_path / "alice")
-    good, evil = key_of("good"), key_of("evil")
+    good, evil, long = key_of("good"), key_of("evil"), key_of("long")
     alice.put_bytes(good, b"panel bytes" * 100, "render/01/seed-1", "render")
     alice.put_bytes(evil, b"lora bytes" * 100, "lora", "lora")
-    assert push_keys(alice, url, [good, evil]).ok
-    # someone (or a broken disk) changes the object behind `evil`, same size
+    alice.put_bytes(long, b"bundle" * 100, "bundle", "bundle")
+    assert push_keys(alice, url, [good, evil, long]).ok
+    # someone (or a broken disk) changes the object behind `evil` (same size) and `long` (longer)
     sha = alice.lookup(evil).entry.sha256
     client.put_object(Bucket=bucket, Key=f"c/objects/{sha[:2]}/{sha}", Body=b"LORA BYTES" * 100)
+    sha = alice.lookup(long).entry.sha256
+    client.put_object(Bucket=bucket, Key=f"c/objects/{sha[:2]}/{sha}", Body=b"bundle" * 100_000)
 
     bob = Cache(tmp_path / "bob")
-    report = pull_keys(bob, url, [good, evil])
+    report = pull_keys(bob, url, [good, evil, long])
     assert report.transferred == [good]
     assert "corrupt on the remote" in report.refused[evil] and "content hash mismatch" in report.refused[evil]
+    assert "601+ bytes instead of 600" in report.refused[long]  # reading stopped one byte past the record
     assert not report.ok
-    assert not bob.lookup(evil).hit and not bob.object_path(evil).exists() and not bob.sidecar_path(evil).exists()
+    for key in (evil, long):
+        assert not bob.lookup(key).hit and not bob.object_path(key).exists() and not bob.sidecar_path(key).exists()
     assert bob.read_bytes(good) == b"panel bytes" * 100
     assert not list((bob.root / "incoming").iterdir())
 
@@ -176,7 +190,7 @@ def test_the_sidecar_is_written_last(s3, tmp_path, monkeypatch):
     assert pull_keys(Cache(tmp_path / "bob"), url, [key]).transferred == [key]
 
 
-def test_an_interrupted_download_leaves_nothing_in_the_local_cache(s3, tmp_path, monkeypatch):
+def test_an_interrupted_download_leaves_nothing_in_the_local_cache(s3, tmp_path, monkeypatch, download_path):
     _, bucket = s3
     url = f"s3://{bucket}/c"
     keys = [key_of(f"render/{i}") for i in range(3)]

@@ -35,11 +35,11 @@ def test_missing_lora_file_and_dataset_folder_point_at_their_lines(tmp_path, mon
     assert check_paths([Path("stories")]).ok  # without --inputs: the files themselves are valid
     got = lines(check_paths([Path("stories")], inputs=True))
     assert got == [
-        "styles/ink-wash.yaml:31:11: lora.dataset.path: the dataset folder data/ink-wash does not exist "
+        ("styles/ink-wash.yaml:31:11: lora.dataset.path: the dataset folder data/ink-wash does not exist "
         "(add the images there (x.jpg with a caption in x.txt), or use source: modelscope (a dataset id) "
-        "or source: generate (rendered by the base model))",
-        "styles/fairytale-3d.yaml:6:9: lora.path: the LoRA file loras/fairytale-3d.safetensors does not exist "
-        "(put the file there, reuse a LoRA published on ModelScope (lora.modelscope), or train one (lora.train))",
+        "or source: generate (rendered by the base model))"),
+        ("styles/fairytale-3d.yaml:6:9: lora.path: the LoRA file loras/fairytale-3d.safetensors does not exist "
+        "(put the file there, reuse a LoRA published on ModelScope (lora.modelscope), or train one (lora.train))"),
     ]
     (proj / "data" / "ink-wash").mkdir(parents=True)
     (proj / "data" / "ink-wash" / "notes.txt").write_text("no images yet", "utf-8")
