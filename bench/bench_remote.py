@@ -119,9 +119,9 @@ def main() -> None:
     lines = [
         f"## Shared cache: push/pull of one story's objects (bench/bench_remote.py) — {time.strftime('%Y-%m-%d')}",
         "",
-        f"8 panels x {PANEL_BYTES / 1e6:.1f} MB + LoRA {LORA_BYTES / 1e6:.1f} MB = "
+        (f"8 panels x {PANEL_BYTES / 1e6:.1f} MB + LoRA {LORA_BYTES / 1e6:.1f} MB = "
         f"{(8 * PANEL_BYTES + LORA_BYTES) / 1e6:.1f} MB; median of {args.repeat}; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs; moto {__import__('moto').__version__}, s3fs {__import__('s3fs').__version__}.",
+        f"{os.cpu_count()} CPUs; moto {__import__('moto').__version__}, s3fs {__import__('s3fs').__version__}."),
         "",
         "| remote | workers | push s | push MB/s | pull s (empty cache) | pull MB/s | pull, all present s |",
         "|---|---|---|---|---|---|---|",
@@ -131,8 +131,8 @@ def main() -> None:
         lines.append(f"| {label} | {r['workers']} | {r['push']:.2f} | {mb / r['push']:.0f} | {r['pull']:.2f} | "
                      f"{mb / r['pull']:.0f} | {r['noop']:.3f} |")
     s3_pull = min(r["pull"] for label, r in rows if label.startswith("s3"))
-    lines += ["", f"**Pull of 8 panels + LoRA from the local S3 server: {s3_pull:.2f} s (target < 3 s: "
-              f"{'met' if s3_pull < 3 else 'NOT met'}).**", ""]
+    lines += ["", (f"**Pull of 8 panels + LoRA from the local S3 server: {s3_pull:.2f} s (target < 3 s: "
+              f"{'met' if s3_pull < 3 else 'NOT met'}).**"), ""]
     text = "\n".join(lines)
     print(text)
     if args.append:

@@ -14,9 +14,8 @@ from _remote_fixtures import bucket_keys
 
 from kolorsc import api
 from kolorsc.cache import Cache
-from kolorsc.remote import transfer
 from kolorsc.lockfile import lock_path
-from kolorsc.remote import Remote, keys_from_locks, pull_keys, push_keys
+from kolorsc.remote import Remote, keys_from_locks, pull_keys, push_keys, transfer
 from kolorsc.remote.commands import cache_pull, cache_push
 
 
