@@ -91,8 +91,10 @@ def is_style_file(path: Path) -> bool:
     return Path(path).absolute().parent.name == "styles"
 
 
-def check_file(path: Path) -> FileReport:
-    """Load (and for stories, compile) one file; every problem becomes a diagnostic."""
+def check_file(path: Path, inputs: bool = False) -> FileReport:
+    """Load (and for stories, compile) one file; every problem becomes a diagnostic. With
+    `inputs`, the local files its style names must exist too (kolorsc/spec/inputs.py)."""
+    from kolorsc.spec.inputs import input_problems
     from kolorsc.spec.loader import load_story, load_style
     from kolorsc.spec.templates import render_scenes
 
@@ -100,19 +102,22 @@ def check_file(path: Path) -> FileReport:
     kind = "style" if is_style_file(path) else "story"
     try:
         if kind == "style":
-            load_style(path)
+            style = load_style(path)
         else:
-            render_scenes(load_story(path))  # every template error counts, like compile_story's
+            story = load_story(path)
+            render_scenes(story)  # every template error counts, like compile_story's
+            style = story.style
     except SpecError as exc:
         return FileReport(path, kind, tuple(exc.diagnostics))
-    return FileReport(path, kind)
+    problems = input_problems(style, path) if inputs else []
+    return FileReport(path, kind, tuple(problems))
 
 
-def check_paths(paths: Sequence[Path]) -> CheckReport:
+def check_paths(paths: Sequence[Path], inputs: bool = False) -> CheckReport:
     """Check every story (and named style) under `paths`. An empty collection is a problem
     too: `kolorsc check stories/` on a folder without stories should not pass silently."""
     files = iter_story_files(paths)
-    reports = [check_file(p) for p in files]
+    reports = [check_file(p, inputs) for p in files]
     for given in paths:
         given = Path(given)
         if given.is_dir() and not any(_under(p, given) for p in files):
