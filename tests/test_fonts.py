@@ -168,6 +168,14 @@ def test_wrap_keeps_lines_within_width_respects_punctuation_and_loses_no_text(te
     assert squash("".join(lines)) == squash(text)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="雨天的猫𠮷ぁゃー한 ab1.-/%$ ，。、！？…—“”‘’「」（）《》\t🦊👨🏻\u200d\ufe0f🇨🇳", max_size=40))
+def test_break_units_piece_by_piece_equal_uniseg_on_the_whole_paragraph(text):
+    from uniseg.linebreak import line_break_units
+
+    assert fonts.break_units(text) == list(line_break_units(text))
+
+
 def test_wrap_pil_respects_pixel_width():
     text = "晚上，她给小猫做了一个小窝，窗外的雨一直下个不停🦊 and the lamp glows warmly"
     lines = fonts.wrap_pil(text, 20, 150)

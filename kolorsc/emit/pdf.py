@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kolorsc.emit.common import any_score, engine_label, fmt_score, gate_line
-from kolorsc.emit.prepared import PreparedPanels, prepare_panels
+from kolorsc.emit.prepared import PreparedPanel, PreparedPanels, prepare_panels
 from kolorsc.emit.storyboard import PREVIEW_BANNER, story_aspect
 from kolorsc.errors import BuildError
 from kolorsc.fonts import pdf_runs, pdf_width, register_reportlab_font, wrap_text
@@ -111,6 +111,13 @@ class _Page:
         w = pdf_width(PREVIEW_BANNER, 16)
         self.text((page_w - w) / 2, top - 21, PREVIEW_BANNER, 16, (1, 1, 1))
         return top - 42
+
+
+def _reader(panel: PreparedPanel):
+    """A reportlab ImageReader of the panel's JPEG, which goes into the PDF as it is."""
+    from reportlab.lib.utils import ImageReader
+
+    return ImageReader(io.BytesIO(panel.jpeg()))
 
 
 def _fit(iw: float, ih: float, box_w: float, box_h: float) -> tuple[float, float]:
@@ -261,7 +268,6 @@ def _panel_page(page: _Page, result: StoryResult, pr: PanelResult, reader) -> No
 def storyboard_pdf(result: StoryResult, images: Sequence[bytes] | PreparedPanels) -> bytes:
     """The storyboard as PDF bytes from the panels (PNG bytes or prepared); identical inputs
     give identical bytes."""
-    from reportlab.lib.utils import ImageReader
     from reportlab.pdfgen.canvas import Canvas
 
     if len(images) != len(result.panels):
@@ -276,7 +282,7 @@ def storyboard_pdf(result: StoryResult, images: Sequence[bytes] | PreparedPanels
         c.setSubject(f"kolorsc storyboard {result.story.id}; gate {result.scores.gate}")
         c.setCreator("kolorsc")
         page = _Page(c)
-        readers = [ImageReader(io.BytesIO(panel.jpeg())) for panel in panels]
+        readers = [_reader(panel) for panel in panels]
         _cover(page, result, readers)
         for pr, reader in zip(result.panels, readers):
             _panel_page(page, result, pr, reader)

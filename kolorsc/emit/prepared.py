@@ -45,31 +45,46 @@ class PreparedPanel:
         return self.image.size
 
     def fitted(self, box: tuple[int, int]) -> "Image":
-        """The panel scaled to fit inside `box` (w, h), aspect kept; never enlarged past the
-        box (LANCZOS: deterministic and sharp). Made once per box size."""
+        """The panel scaled to fit inside `box` (w, h), aspect kept (LANCZOS: deterministic
+        and sharp). Made once per box size. A box at most half the PDF's image is resampled
+        from that image (made for the PDF anyway, and a quarter of the pixels to read);
+        which source a box uses depends only on sizes, so the bytes never depend on the
+        order the outputs are made in."""
         key = ("fit", box)
         if key not in self._made:
             from PIL import Image
 
-            w, h = self.image.size
-            scale = min(box[0] / w, box[1] / h)
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            self._made[key] = self.image if size == (w, h) else self.image.resize(size, Image.Resampling.LANCZOS)
+            size = _fit(self.image.size, box)
+            pdf_size = _fit(self.image.size, (PDF_IMAGE_PX, PDF_IMAGE_PX), enlarge=False)
+            if size == self.image.size:
+                made = self.image
+            elif pdf_size != self.image.size and 2 * size[0] <= pdf_size[0] and 2 * size[1] <= pdf_size[1]:
+                made = self.fitted(pdf_size).resize(size, Image.Resampling.LANCZOS)
+            else:
+                made = self.image.resize(size, Image.Resampling.LANCZOS)
+            self._made[key] = made
         return self._made[key]
 
-    def jpeg(self, max_side: int = PDF_IMAGE_PX) -> bytes:
-        """Baseline JPEG of the panel, at most `max_side` on its longest side (never enlarged).
-        reportlab passes JPEG through as DCT: ~10x smaller than Flate for rendered images;
-        Pillow's encoder is deterministic at fixed settings."""
-        key = ("jpeg", max_side)
-        if key not in self._made:
-            w, h = self.image.size
-            scale = min(1.0, max_side / max(w, h))
-            small = self.fitted((round(w * scale), round(h * scale)))
+    def pdf_image(self) -> "Image":
+        """The panel at most PDF_IMAGE_PX on its longest side (never enlarged)."""
+        return self.fitted(_fit(self.image.size, (PDF_IMAGE_PX, PDF_IMAGE_PX), enlarge=False))
+
+    def jpeg(self) -> bytes:
+        """Baseline JPEG of pdf_image(). reportlab passes JPEG through as DCT: ~10x smaller
+        than Flate for rendered images; Pillow's encoder is deterministic at fixed settings."""
+        if "jpeg" not in self._made:
             out = io.BytesIO()
-            small.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=False, progressive=False)
-            self._made[key] = out.getvalue()
-        return self._made[key]
+            self.pdf_image().save(out, format="JPEG", quality=JPEG_QUALITY, optimize=False, progressive=False)
+            self._made["jpeg"] = out.getvalue()
+        return self._made["jpeg"]
+
+
+def _fit(size: tuple[int, int], box: tuple[int, int], enlarge: bool = True) -> tuple[int, int]:
+    """`size` scaled to fit inside `box`, aspect kept (not enlarged unless `enlarge`)."""
+    scale = min(box[0] / size[0], box[1] / size[1])
+    if not enlarge:
+        scale = min(scale, 1.0)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 @dataclass(frozen=True)

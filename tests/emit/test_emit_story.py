@@ -86,6 +86,18 @@ def test_derived_images_are_made_once_and_never_enlarged():
     assert Image.open(io.BytesIO(panel.jpeg())).size == (300, 200)  # smaller than PDF_IMAGE_PX: kept
 
 
+def test_a_thumbnail_does_not_depend_on_what_was_made_before():
+    """Small thumbnails are resampled from the PDF-size image; the result must be the same
+    whether the PDF's image was made first or not."""
+    png = make_png(3, (1024, 640))
+    first = prepared.PreparedPanel(png, prepared.decode_rgb(png))
+    thumb = first.fitted((300, 300)).tobytes()
+    second = prepared.PreparedPanel(png, prepared.decode_rgb(png))
+    second.jpeg()
+    assert second.fitted((300, 300)).tobytes() == thumb
+    assert first.fitted((300, 300)).size == (300, 188)
+
+
 def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return list(png.Reader(bytes=data).chunks())
 
