@@ -17,8 +17,9 @@ face is a TrueType (glyf) font, the kind reportlab embeds.
 A grapheme cluster (an emoji ZWJ sequence, a letter with its accents; segmented by uniseg)
 takes one face; a cluster with U+FE0F (emoji presentation) asks the emoji face first.
 Line breaking follows UAX #14 (uniseg), so no line starts with closing punctuation or ends
-with an opening one; the only rule added by hand keeps a paragraph's last line from holding
-one lone character (typography, not in UAX #14).
+with an opening one. Added by hand, where UAX #14 has nothing to say: a paragraph's last
+line never holds one lone character (typography), and a piece too wide for any line is
+cut between characters, not next to punctuation.
 
 fontTools and uniseg are imported inside the functions that need them: `kolorsc check`
 loads one cmap (~0.1 s) and nothing of Pillow or reportlab.
