@@ -171,7 +171,7 @@ def storyboard_png(result: StoryResult, images: Sequence[bytes] | PreparedPanels
                   weight=BOLD, fill="white", anchor="lm")
 
     # 3. The grid: each panel at its aspect in its slot, its caption under the slot
-    for i, (pr, panel) in enumerate(zip(result.panels, panels)):
+    for i, panel in enumerate(panels):
         x0, y0, x1, y1 = board.cell(i, panel.size, L)
         canvas.paste(panel.fitted((x1 - x0, y1 - y0)), (x0, y0))
         draw.rectangle((x0 - 1, y0 - 1, x1, y1), outline=OUTLINE)
