@@ -134,9 +134,14 @@ def schema_cmd(which):
 
 # --- build: build, plan, cache (issue: kolorsc build) ---
 
-def _engine_option():
+def _engine_names() -> tuple[str, ...]:
     from kolorsc.engines import ENGINES
 
+    return ENGINES
+
+
+def _engine_option():
+    ENGINES = _engine_names()
     return click.option("--engine", type=click.Choice(ENGINES), default="preview", show_default=True,
                         help="preview: drafts, no model; kolors: diffsynth on CUDA.")
 
@@ -337,7 +342,7 @@ def cache_gc_cmd(cache_dir, keep, older_than, dry_run):
 
 @main.command("diff")
 @click.argument("args", nargs=-1, metavar="[REV] [PATH]...")
-@click.option("--engine", type=click.Choice(["preview", "kolors"]), default=None,
+@click.option("--engine", type=click.Choice(_engine_names()), default=None,
               help="Engine whose render keys are compared (default: the one the lock files name, else preview).")
 @_CACHE_OPTION
 @_MODELS_OPTION
