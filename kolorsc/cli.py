@@ -612,6 +612,8 @@ def train_cmd(style_file, out_dir, dataset_only, models_dir, device):
     outcome = api.train(style_file, out_dir=out_dir, dataset_only=dataset_only, models_dir=models_dir,
                         device=device, progress=bars, lightning_bar=True)
     bars.close()
+    if outcome.generated is not None:
+        click.echo(f"{'generated' if outcome.rendered else 'generated dataset unchanged'}: {outcome.generated}")
     if outcome.dataset_report is None:
         click.echo(f"dataset unchanged: {outcome.dataset_dir}")
     else:
