@@ -1,8 +1,15 @@
-"""Benchmark: preview build from a cold cache, the no-op rebuild, and a 50-story no-op.
+"""Benchmark: the build's own cost, this code against an older revision side by side.
 
-Run by hand (not a test):  python bench/bench_build.py [--stories 50] [--append]
-Targets (issue 3): no-op rebuild of one story < 0.5 s; 50-story collection no-op < 5 s.
-`--append` adds the numbers to bench/RESULTS.md under "Build (issue 3)".
+Run by hand (not a test):  python bench/bench_build.py [--stories 50] [--old b42847f] [--repeat 5]
+
+Both sides run through the CLI in fresh processes (`python -m kolorsc.cli`, PYTHONPATH at
+that side's code), each in its own project and cache, the sides alternating so that load
+from other jobs falls on both:
+- no-op rebuild of one story (`kolorsc build story.yaml`, everything cached);
+- a collection of N stories (same scenes, different ids), renders cached, outputs cold;
+- its no-op rebuild;
+- the code-identity cost of this side (kolorsc.codeid, all stages, fresh process).
+Targets (issue 10): no-op rebuilds no slower than the old code; code identity < 20 ms.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 STORY = "classroom-dream"
 
 
-def make_project(root: Path, copies: int) -> list[Path]:
+def make_project(root: Path, copies: int) -> tuple[Path, Path]:
     shutil.copytree(REPO / "styles", root / "styles")
     (root / "stories").mkdir()
     text = (REPO / "stories" / f"{STORY}.yaml").read_text("utf-8")
@@ -33,74 +40,82 @@ def make_project(root: Path, copies: int) -> list[Path]:
         # different ids, same scenes: renders are shared through the cache, outputs are not
         body = text.replace(f"id: {STORY}", f"id: story-{i:02d}")
         (root / "collection" / f"story-{i:02d}.yaml").write_text(body, "utf-8")
-    return [one, root / "collection"]
+    return one, root / "collection"
 
 
-def timed(fn, repeat: int = 1) -> list[float]:
-    out = []
-    for _ in range(repeat):
+class Side:
+    def __init__(self, name: str, code: Path, root: Path, stories: int):
+        self.name, self.code = name, code
+        self.story, self.collection = make_project(root / name, stories)
+        self.cache = root / name / "cache"
+        self.env = {**os.environ, "PYTHONPATH": str(code)}
+        self.times: dict[str, list[float]] = {}
+
+    def cli(self, path: Path, label: str) -> None:
+        cmd = [sys.executable, "-m", "kolorsc.cli", "build", str(path), "--cache-dir", str(self.cache), "--quiet"]
         t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
+        subprocess.run(cmd, check=True, env=self.env, cwd=self.code.parent)
+        self.times.setdefault(label, []).append(time.perf_counter() - t)
+
+    def code_identity_ms(self) -> float | None:
+        probe = ("import time; t = time.perf_counter(); from kolorsc.build.stages import code_identities; "
+                 "code_identities(); print((time.perf_counter() - t) * 1000)")
+        out = subprocess.run([sys.executable, "-c", probe], env=self.env, capture_output=True, text=True,
+                             cwd=self.code.parent)
+        return float(out.stdout) if out.returncode == 0 else None
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stories", type=int, default=50)
-    ap.add_argument("--append", action="store_true")
+    ap.add_argument("--old", default="b42847f", help="revision to compare with (default: before issue 10)")
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-
-    sys.path.insert(0, str(REPO))
-    from kolorsc import api
 
     with tempfile.TemporaryDirectory(prefix="kolorsc-bench-") as tmp:
         root = Path(tmp)
-        story, collection = make_project(root, args.stories)
-        cache = root / "cache"
+        old_code = root / "old-code"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old_code), args.old],
+                       check=True, capture_output=True)
+        try:
+            sides = [Side("old", old_code, root, args.stories), Side("new", REPO, root, args.stories)]
+            for side in sides:
+                side.cli(side.story, "cold")
+            for _ in range(args.repeat):
+                for side in sides:
+                    side.cli(side.story, "noop")
+            for side in sides:
+                side.cli(side.collection, "collection cold")
+            for _ in range(max(3, args.repeat // 2)):
+                for side in sides:
+                    side.cli(side.collection, "collection noop")
+            idents = {side.name: [side.code_identity_ms() for _ in range(5)] for side in sides}
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old_code)], check=False)
 
-        def build(paths):
-            summary = api.build(paths, cache_dir=cache)
-            assert summary.exit_code == 0, summary.to_json()
-            return summary
-
-        cold = timed(lambda: build([story]))[0]
-        noop = timed(lambda: build([story]), repeat=5)
-        coll_cold = timed(lambda: build([collection]))[0]
-        coll_noop = timed(lambda: build([collection]), repeat=3)
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        cli = [sys.executable, "-m", "kolorsc.cli", "build", str(collection), "--cache-dir", str(cache), "--quiet"]
-        cli_noop = timed(lambda: subprocess.run(cli, check=True, env=env), repeat=3)
-        cli_one = [sys.executable, "-m", "kolorsc.cli", "build", str(story), "--cache-dir", str(cache), "--quiet"]
-        cli_one_noop = timed(lambda: subprocess.run(cli_one, check=True, env=env), repeat=3)
-
+    med = {s.name: {k: statistics.median(v) for k, v in s.times.items()} for s in sides}
     rows = [
-        ("preview build, 1 story, cold cache", f"{cold:.2f} s", ""),
-        ("no-op rebuild, 1 story (API, median of 5)", f"{statistics.median(noop):.3f} s", "< 0.5 s"),
-        ("no-op rebuild, 1 story (`kolorsc build`, incl. Python start-up, median of 3)",
-         f"{statistics.median(cli_one_noop):.3f} s", "< 0.5 s"),
-        (f"{args.stories}-story collection, renders cached, outputs cold", f"{coll_cold:.1f} s", ""),
-        (f"{args.stories}-story collection no-op (API, median of 3)", f"{statistics.median(coll_noop):.2f} s", "< 5 s"),
-        (f"{args.stories}-story collection no-op (`kolorsc build DIR`, median of 3)",
-         f"{statistics.median(cli_noop):.2f} s", "< 5 s"),
+        ("preview build, 1 story, cold cache", "cold", ""),
+        (f"no-op rebuild, 1 story (median of {args.repeat})", "noop", "no slower"),
+        (f"{args.stories}-story collection, renders cached, outputs cold", "collection cold", ""),
+        (f"{args.stories}-story collection no-op (median)", "collection noop", "no slower"),
     ]
+    new_ident = [x for x in idents["new"] if x is not None]
     lines = [
+        f"## Build core (issue 10) — `python bench/bench_build.py --old {args.old}`, {time.strftime('%Y-%m-%d')}",
         "",
-        f"## Build (issue 3) — bench/bench_build.py, {time.strftime('%Y-%m-%d')}",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f} at the end (shared with other jobs). Every figure is a `kolorsc build` "
+        "process (Python start-up included), preview engine, sides alternating.",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared with other jobs), Python "
-        f"{platform.python_version()}. Preview engine (512 px drafts), example story `{STORY}`.",
-        "",
-        "| measurement | time | target |",
-        "|---|---|---|",
-        *[f"| {a} | {b} | {c} |" for a, b, c in rows],
+        f"| measurement | old ({args.old}) | new | target |",
+        "|---|---|---|---|",
+        *[f"| {label} | {med['old'][k]:.3f} s | {med['new'][k]:.3f} s | {target} |" for label, k, target in rows],
+        f"| code identity of every stage, fresh process (median of 5) | — | "
+        f"{statistics.median(new_ident):.1f} ms | < 20 ms |" if new_ident else "| code identity | — | failed | |",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.append:
-        with open(REPO / "bench" / "RESULTS.md", "a", encoding="utf-8") as f:
-            f.write(text)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

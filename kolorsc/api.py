@@ -149,10 +149,11 @@ def worker_engine(engine: str | Engine, models_dir: Path | None, device: str | N
 
 
 def plan_story(story: Story, panels: list[Panel], engine: Engine, cache: Cache,
-               models_dir: Path | None = None) -> Plan:
-    """The story's plan: every node, its key, cached / to-run / skipped and why. Read-only."""
+               models_dir: Path | None = None, fetch: bool = False) -> Plan:
+    """The story's plan: every node, its key, cached / to-run / skipped and why. Read-only
+    for the cache; `fetch` lets a build download a LoRA the style reuses from ModelScope."""
     read = lockfile.read(lockfile.lock_path(story.path))
-    resolved = inputs.identities(story, engine, cache, models_dir, read.lock)
+    resolved = inputs.identities(story, engine, cache, models_dir, read.lock, fetch=fetch)
     plan = plan_of(make_graph(story, panels, resolved.identities), cache, read,
                    lock_name=str(lockfile.lock_path(story.path)))
     plan.warnings += resolved.warnings
@@ -192,6 +193,8 @@ def build(
     executor: str | Executor | None = None,
     ray_address: str | None = None,
     ray_workers: int | None = None,
+    pull: bool = False,
+    remote: str | None = None,
     on_story=None,
 ) -> BuildSummary:
     """Build every story in `paths` (files or collection folders), together: identical
@@ -201,13 +204,19 @@ def build(
     a local one, "auto", "host:port" or "ray://host:10001"; `ray_workers` render workers,
     default one per GPU, or per CPU without GPUs), or an Executor. A Ray cluster that cannot
     be reached raises BuildError before anything runs.
-    A story that fails or is invalid is recorded and the others still build.
-    `on_story(outcome)` is called for each story once its outcome is known."""
+    `pull`: before running, fetch from the team's remote cache (`remote`, else $KOLORSC_REMOTE
+    or kolorsc.toml) what the plans need; what it lacks is built here. A story that fails or
+    is invalid is recorded and the others still build. `on_story(outcome)` is called for each
+    story once its outcome is known."""
     start = time.perf_counter()
     files = story_files(paths)
     eng = engine if isinstance(engine, Engine) else make_engine(engine, models_dir, device, cache_dir, low_memory)
     cache = Cache(cache_dir)
-    outcomes = [_plan_one(path, eng, cache, models_dir) for path in files]
+    outcomes = [_plan_one(path, eng, cache, models_dir, fetch=not dry_run) for path in files]
+    if pull and not dry_run:
+        _pull(outcomes, cache, remote, files, progress)
+        outcomes = [_plan_one(path, eng, cache, models_dir, fetch=True) if o.status == PLANNED else o
+                    for path, o in zip(files, outcomes)]
     planned = [o for o in outcomes if o.status == PLANNED]
     if not dry_run and planned:
         env = Env(eng, user_paths.models_dir(models_dir), device, cache.root / user_paths.WORK_DIR, progress)
@@ -230,13 +239,38 @@ def build(
     return BuildSummary(outcomes)
 
 
-def _plan_one(path: Path, engine: Engine, cache: Cache, models_dir: Path | None) -> StoryOutcome:
+def _pull(outcomes: list[StoryOutcome], cache: Cache, remote: str | None, files: list[Path],
+          progress: Progress | None) -> None:
+    """Fetch every to-run key of the plans from the remote cache, each checked against the
+    output hash its lock file records when the lock has the same key."""
+    from kolorsc.remote.commands import project_remote
+    from kolorsc.remote.transfer import pull_keys
+
+    wanted: dict[str, str | None] = {}
+    for o in outcomes:
+        if o.plan is None:
+            continue
+        recorded = o.plan.lock.nodes if o.plan.lock else {}
+        for n in o.plan.to_run():
+            entry = recorded.get(str(n.id))
+            wanted[n.key] = entry.output if entry is not None and entry.key == n.key else None
+    if not wanted:
+        return
+    spec = project_remote(remote, files)
+    report = pull_keys(cache, spec.url, list(wanted), (lambda d, t, label: progress("pull", d, t, label))
+                       if progress else None, expected={k: v for k, v in wanted.items() if v}, options=spec.options)
+    for o in outcomes:
+        o.warnings += [f"remote cache: {key[:16]} {why}; built here instead"
+                       for key, why in sorted({**report.refused, **report.failed}.items())]
+
+
+def _plan_one(path: Path, engine: Engine, cache: Cache, models_dir: Path | None, fetch: bool = False) -> StoryOutcome:
     start = time.perf_counter()
     outcome = StoryOutcome(Path(path), FAILED)
     try:
         story, panels = load(path)
         outcome.story_id = story.id
-        outcome.plan = plan_story(story, panels, engine, cache, models_dir=models_dir)
+        outcome.plan = plan_story(story, panels, engine, cache, models_dir=models_dir, fetch=fetch)
         outcome.warnings = list(outcome.plan.warnings)
         outcome.status = PLANNED
     except SpecError as exc:
@@ -292,29 +326,16 @@ def cache_gc(
     `keep`: lock files, or story files / folders whose `<story>.lock` files are kept."""
     if older_than_days < 0:
         raise UsageError("--older-than must be zero or more days")
+    from kolorsc.remote.keys import lock_files
+
     keys: set[str] = set()
-    for lock, found in _lock_files(keep):
+    for lock, found in lock_files(keep):
         read = lockfile.read(lock)
         if read.lock is None and not found:
             raise UsageError(f"{lock}: not a readable kolorsc lock file" + (f" ({read.problem})" if read.problem else ""))
         if read.lock is not None:  # other tools' *.lock files found in a folder are ignored
             keys.update(e.key for e in read.lock.nodes.values())
     return Cache(cache_dir).gc(keys, older_than_days, dry_run=dry_run)
-
-
-def _lock_files(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
-    """(lock file, found by scanning a folder) for each path given."""
-    out = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += [(f, True) for f in sorted(p.rglob("*.lock"))]
-        elif p.suffix == ".lock":
-            out.append((p, False))
-        elif lockfile.lock_path(p).is_file():
-            out.append((lockfile.lock_path(p), False))
-        else:
-            raise UsageError(f"{p}: no lock file (build the story first, or pass its .lock)")
-    return out
 
 
 # -- training, LoRA files, scoring ---------------------------------------------------------
@@ -325,6 +346,8 @@ class TrainOutcome:
     dataset_dir: Path
     dataset_report: object | None  # kolorsc.data.DatasetReport; None when the dataset was unchanged
     result: object | None = None  # kolorsc.train.TrainResult; None with dataset_only
+    generated: Path | None = None  # the rendered images of a `source: generate` dataset
+    rendered: bool = False  # they were rendered now (not reused)
 
 
 def train(style_file: Path, *, out_dir: Path | None = None, dataset_only: bool = False,
@@ -345,6 +368,18 @@ def train(style_file: Path, *, out_dir: Path | None = None, dataset_only: bool =
     out = Path(out_dir).resolve() if out_dir else root / "build" / "lora" / style.id
     models = user_paths.models_dir(models_dir)
     dataset = style.lora.dataset
+    generated, rendered = None, False
+    if dataset.source == "generate":  # rendered by the base model first (kolorsc/data/generate.py)
+        from kolorsc.data.generate import as_local, ensure_generated
+
+        generated = out / "generated"
+        engine = get_engine("kolors", models_dir=models, device=device)
+        try:
+            rendered = ensure_generated(style, engine, generated,
+                                        (lambda d, t, label: progress("generate", d, t, label)) if progress else None)
+        finally:
+            engine.close()
+        dataset = as_local(dataset, generated)
     listing = modelscope_listing(dataset) if dataset.source == "modelscope" else None
     dataset_dir = out / "dataset"
     report_file = dataset_dir / "report.json"
@@ -355,11 +390,11 @@ def train(style_file: Path, *, out_dir: Path | None = None, dataset_only: bool =
                                  (lambda d, t, label: progress("dataset", d, t, label)) if progress else None,
                                  models_dir=models, fingerprint=fingerprint)
     if dataset_only:
-        return TrainOutcome(dataset_dir, report)
+        return TrainOutcome(dataset_dir, report, None, generated, rendered)
     from kolorsc.train import train_lora
 
     result = train_lora(style, dataset_dir, out, models_dir=models, device=device, lightning_bar=lightning_bar)
-    return TrainOutcome(dataset_dir, report, result)
+    return TrainOutcome(dataset_dir, report, result, generated, rendered)
 
 
 def lora_inspect(file: Path, check: bool = True):

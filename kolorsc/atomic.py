@@ -57,3 +57,16 @@ def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
 def atomic_copy_file(src: Path, path: Path, mode: int | None = None) -> None:
     with atomic_path(path, mode) as tmp, open(src, "rb") as s, open(tmp, "wb") as f:
         shutil.copyfileobj(s, f, _CHUNK)
+
+
+def replace_dir(staged: Path, target: Path) -> None:
+    """Move the folder `staged` to `target` (same file system). An old `target` is renamed
+    aside first and removed after, so `target` is never a half-written folder."""
+    staged, target = Path(staged), Path(target)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(staged, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -46,15 +46,17 @@ def main() -> None:
 
 @main.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--inputs", is_flag=True,
+              help="Also require the local files the styles name (lora.path, local dataset folders).")
 @report_errors
-def check_cmd(paths):
+def check_cmd(paths, inputs):
     """Check story files and collections (directories): one line per problem, then a summary.
     Exit 0 when every file is valid, 2 otherwise."""
     from pathlib import Path
 
     from kolorsc.spec import check_paths
 
-    report = check_paths([Path(p) for p in paths])
+    report = check_paths([Path(p) for p in paths], inputs=inputs)
     for diagnostic in report.diagnostics:
         click.echo(diagnostic.format())
     click.echo(report.summary())
@@ -132,9 +134,14 @@ def schema_cmd(which):
 
 # --- build: build, plan, cache (issue: kolorsc build) ---
 
-def _engine_option():
+def _engine_names() -> tuple[str, ...]:
     from kolorsc.engines import ENGINES
 
+    return ENGINES
+
+
+def _engine_option():
+    ENGINES = _engine_names()
     return click.option("--engine", type=click.Choice(ENGINES), default="preview", show_default=True,
                         help="preview: drafts, no model; kolors: diffsynth on CUDA.")
 
@@ -233,9 +240,12 @@ def _echo_outcome(outcome, dry_run: bool) -> None:
                    "here, else a new local one; also KOLORSC_RAY_ADDRESS).")
 @click.option("--ray-workers", type=click.IntRange(min=1), default=None, envvar="KOLORSC_RAY_WORKERS",
               help="Render/score workers on Ray (default: one per GPU; one per CPU on a cluster without GPUs).")
+@click.option("--pull", is_flag=True, help="First fetch what the plan needs from the team's remote cache.")
+@click.option("--remote", default=None, metavar="URL",
+              help="Remote cache for --pull (default: $KOLORSC_REMOTE, else [remote] url in kolorsc.toml).")
 @report_errors
 def build_cmd(paths, engine, dry_run, cache_dir, out, models_dir, device, low_memory, quiet, as_json, keep_going,
-              executor, ray_address, ray_workers):
+              executor, ray_address, ray_workers, pull, remote):
     """Build stories (files, or folders of stories): panels, storyboard, PDF, bundle.
 
     A failing story does not stop the others. Exit 1 if any failed, 2 if one is invalid."""
@@ -253,8 +263,8 @@ def build_cmd(paths, engine, dry_run, cache_dir, out, models_dir, device, low_me
 
     summary = api.build(
         paths, engine=engine, dry_run=dry_run, cache_dir=cache_dir, out=out, models_dir=models_dir,
-        device=device, low_memory=low_memory, keep_going=keep_going, progress=bars, on_story=on_story,
-        executor=executor, ray_address=ray_address, ray_workers=ray_workers,
+        device=device, low_memory=low_memory, keep_going=keep_going, progress=bars, pull=pull, remote=remote,
+        executor=executor, ray_address=ray_address, ray_workers=ray_workers, on_story=on_story,
     )
     if as_json:
         click.echo(json.dumps(summary.to_json(), ensure_ascii=False, indent=2))
@@ -339,7 +349,7 @@ def cache_gc_cmd(cache_dir, keep, older_than, dry_run):
 
 @main.command("diff")
 @click.argument("args", nargs=-1, metavar="[REV] [PATH]...")
-@click.option("--engine", type=click.Choice(["preview", "kolors"]), default=None,
+@click.option("--engine", type=click.Choice(_engine_names()), default=None,
               help="Engine whose render keys are compared (default: the one the lock files name, else preview).")
 @_CACHE_OPTION
 @_MODELS_OPTION
@@ -368,6 +378,109 @@ def diff_cmd(args, engine, cache_dir, models_dir, html_dir, as_json):
 
         page = write_html(report, Path(html_dir))
         click.echo(f"wrote {page}", err=as_json)
+
+
+# --- shared cache: cache push|pull (issue: collections, shared cache) ---
+
+_REMOTE_OPTION = click.option("--remote", default=None, metavar="URL",
+                              help="s3://bucket/prefix, oss://bucket/prefix or file:///path "
+                                   "(default: $KOLORSC_REMOTE, else [remote] url in kolorsc.toml).")
+_KEY_OPTION = click.option("--key", "keys", multiple=True, metavar="KEY", help="A cache key to move too (repeatable).")
+
+
+def _echo_transfer(report, as_json: bool) -> None:
+    import json
+
+    if as_json:
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        verb = "pushed" if report.direction == "push" else "pulled"
+        where = "remote" if report.direction == "pull" else "local cache"
+        rate = f", {report.bytes / 1e6 / report.seconds:.1f} MB/s" if report.bytes and report.seconds else ""
+        click.echo(f"{verb} {len(report.transferred)} ({_size(report.bytes)} in {report.seconds:.1f} s{rate}), "
+                   f"{len(report.present)} already there, {len(report.missing)} not in the {where} ({report.remote})")
+        for key, why in sorted({**report.refused, **report.failed}.items()):
+            click.echo(f"  {key[:16]}: {why}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+@cache_group.command("push")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=str))
+@_REMOTE_OPTION
+@_KEY_OPTION
+@click.option("--all", "all_keys", is_flag=True, help="Push every entry of the local cache.")
+@_CACHE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@report_errors
+def cache_push_cmd(paths, remote, keys, all_keys, cache_dir, as_json):
+    """Upload what the lock files of PATHS (stories, lock files, folders) record to the team's
+    remote cache. Never replaces a remote entry that holds other bytes. Exit 1 on any conflict
+    or failed upload."""
+    from pathlib import Path
+
+    from kolorsc.remote.commands import cache_push
+
+    bars = _Bars(sys.stderr.isatty())
+    report = cache_push([Path(p) for p in paths], keys, remote=remote, cache_dir=cache_dir, all_keys=all_keys,
+                        progress=lambda d, t, label: bars("push", d, t, label))
+    bars.close()
+    _echo_transfer(report, as_json)
+
+
+@cache_group.command("pull")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=str))
+@_REMOTE_OPTION
+@_KEY_OPTION
+@_CACHE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@report_errors
+def cache_pull_cmd(paths, remote, keys, cache_dir, as_json):
+    """Download what the lock files of PATHS record from the team's remote cache, each entry
+    verified (sha256 and size, and the hash its lock file records) before the local cache
+    keeps it. Exit 1 when an entry is refused or a download fails."""
+    from pathlib import Path
+
+    from kolorsc.remote.commands import cache_pull
+
+    bars = _Bars(sys.stderr.isatty())
+    report = cache_pull([Path(p) for p in paths], keys, remote=remote, cache_dir=cache_dir,
+                        progress=lambda d, t, label: bars("pull", d, t, label))
+    bars.close()
+    _echo_transfer(report, as_json)
+
+# --- publishing: publish (issue: collections, publishing) ---
+
+
+@main.command("publish")
+@click.argument("story", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.option("--dry-run", is_flag=True, help="Write the folder (and <folder>.json) that would be pushed; upload nothing.")
+@click.option("--owner", default=None, help="ModelScope user or organisation (default: [publish] owner in kolorsc.toml).")
+@click.option("--name", default=None, help="Repository name (default: <team>-Kolors-<story id>).")
+@click.option("--out", default=None, type=click.Path(file_okay=False, path_type=str),
+              help="Folder to write (default: build/<id>/modelscope).")
+@click.option("--private/--public", "private", default=None, help="Repository visibility (default: kolorsc.toml, else public).")
+@click.option("--force", is_flag=True, help="Publish even when the bundle breaks a challenge rule (never a preview).")
+@_CACHE_OPTION
+@report_errors
+def publish_cmd(story, dry_run, owner, name, out, private, force, cache_dir):
+    """Publish STORY's LoRA to ModelScope as a model repository: the LoRA, a model card (base
+    model, trigger, rank/alpha, dataset, sample panels, the bundle's name), the eight panels and
+    their prompts. Needs MODELSCOPE_API_TOKEN or `modelscope login` (not with --dry-run)."""
+    from pathlib import Path
+
+    from kolorsc.publish import publish
+
+    pub = publish(Path(story), dry_run=dry_run, owner=owner, name=name, out=Path(out) if out else None,
+                  cache_dir=cache_dir, private=private, force=force)
+    for warning in pub.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    visibility = "private" if pub.private else "public"
+    click.echo(f"wrote {pub.folder} ({len(pub.files)} files) and {pub.metadata_path}")
+    if dry_run:
+        click.echo(f"would publish to {pub.repo_id} as \"{pub.chinese_name}\" ({visibility}); run without --dry-run to upload")
+    else:
+        click.echo(f"published {pub.url} as \"{pub.chinese_name}\" ({visibility})")
 
 
 # --- outputs: bundle verify (issue: kolorsc build, emit) ---
@@ -506,6 +619,8 @@ def train_cmd(style_file, out_dir, dataset_only, models_dir, device):
     outcome = api.train(style_file, out_dir=out_dir, dataset_only=dataset_only, models_dir=models_dir,
                         device=device, progress=bars, lightning_bar=True)
     bars.close()
+    if outcome.generated is not None:
+        click.echo(f"{'generated' if outcome.rendered else 'generated dataset unchanged'}: {outcome.generated}")
     if outcome.dataset_report is None:
         click.echo(f"dataset unchanged: {outcome.dataset_dir}")
     else:

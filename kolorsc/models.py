@@ -328,3 +328,110 @@ def fingerprint(name: str, models_dir: Path) -> str:
         path = folder / rel
         parts[rel] = sha256_file(path) if rel.endswith(".json") else file_fingerprint(path)
     return digest(parts)[:16]
+
+
+# --- LoRAs published on ModelScope (a style's `lora.modelscope`) ---------------------------
+#
+# `<models_dir>/<owner>/<repo>/<file>` (`<repo>@<revision>` when the style pins a revision),
+# the layout of every other model here. Downloaded like `pull` does: into `.partial/` first,
+# checked to be a complete safetensors file, then moved into place. The build keys the LoRA
+# by the file's sha256, as it does a `lora.path` file, so which bytes were used is in the lock.
+
+LoraDownload = Callable[[str, list[str], Path, "str | None"], None]
+
+
+def modelscope_lora_folder(spec, models_dir: Path) -> Path:
+    """Where the LoRA of `spec` (a spec.model.Lora with `modelscope`) lives in the models directory."""
+    name = spec.modelscope + (f"@{spec.revision}" if spec.revision else "")
+    return Path(models_dir) / name
+
+
+def _download_lora(repo: str, patterns: list[str], dest: Path, revision: str | None) -> None:
+    from modelscope.hub.snapshot_download import snapshot_download
+
+    kwargs = {"revision": revision} if revision else {}
+    snapshot_download(repo, local_dir=str(dest), allow_patterns=patterns, **kwargs)
+
+
+def _safetensors_in(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.safetensors") if p.is_file())
+
+
+def choose_lora(folder: Path, spec) -> str | None:
+    """The repository file to use: `spec.file`, else the only .safetensors (None: not here)."""
+    if spec.file:
+        return spec.file if (folder / spec.file).is_file() else None
+    found = _safetensors_in(folder)
+    if len(found) > 1:
+        from kolorsc.errors import UsageError
+
+        raise UsageError(f"ModelScope repository {spec.modelscope} holds {len(found)} LoRA files "
+                         f"({', '.join(found[:5])}): choose one with lora.file")
+    return found[0] if found else None
+
+
+def modelscope_lora_path(spec, models_dir: Path, download: LoraDownload | None = None) -> Path:
+    """The local file of a style's `lora.modelscope` LoRA, downloaded on first use.
+
+    Offline or on a failed download: ModelMissingError naming the file, the folder and the
+    command that fetches it by hand; nothing half-downloaded is left where a build looks.
+    `download(repo, patterns, dest, revision)` is an injection point for tests."""
+    folder = modelscope_lora_folder(spec, models_dir)
+    chosen = choose_lora(folder, spec)
+    if chosen is None:
+        _pull_lora(spec, Path(models_dir), folder, download or _download_lora)
+        chosen = choose_lora(folder, spec)
+    path = folder / chosen
+    problem = check_file(path)
+    if problem:
+        raise ModelMissingError(
+            f"LoRA {spec.modelscope}: {path} is damaged ({problem}). Delete it; the next build downloads it again.",
+            missing=[str(path)])
+    return path
+
+
+def _pull_lora(spec, models_dir: Path, folder: Path, download: LoraDownload) -> None:
+    staging = models_dir / ".partial" / folder.relative_to(models_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    patterns = [spec.file] if spec.file else ["*.safetensors"]
+    wanted = spec.file or "*.safetensors"
+    by_hand = (f"`modelscope download --model {spec.modelscope} {wanted} --local_dir {folder}`"
+               + (f" --revision {spec.revision}" if spec.revision else ""))
+    try:
+        try:
+            download(spec.modelscope, patterns, staging, spec.revision)
+        except Exception as exc:  # network errors come in many types (requests, modelscope, OS)
+            raise ModelMissingError(
+                f"LoRA {spec.modelscope} ({wanted}) is not in {folder} and could not be downloaded from "
+                f"ModelScope: {type(exc).__name__}: {str(exc)[:300]}. Check the network (modelscope.cn must be "
+                f"reachable), or fetch it where it is: {by_hand}.",
+                missing=[str(folder / wanted)]) from exc
+        chosen = choose_lora(staging, spec)
+        if chosen is None:
+            raise ModelMissingError(
+                f"ModelScope repository {spec.modelscope} has no {wanted}"
+                + (f" at revision {spec.revision}" if spec.revision else "") + ": check lora.modelscope and lora.file.",
+                missing=[str(folder / wanted)])
+        problem = check_file(staging / chosen)
+        if problem:
+            raise ModelMissingError(f"download of LoRA {spec.modelscope} {chosen} is incomplete: {problem}. "
+                                    "Run the build again to download it again.", missing=[str(folder / chosen)])
+        (folder / chosen).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / chosen, folder / chosen)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def lora_file(spec, models_dir: Path, download: LoraDownload | None = None) -> Path | None:
+    """The LoRA file a style renders with when it reuses one: `lora.path`, or the ModelScope
+    LoRA (downloaded when missing). None for a LoRA trained by the build (or no LoRA)."""
+    if spec is None:
+        return None
+    if spec.path is not None:
+        return Path(spec.path)
+    if spec.modelscope:
+        return modelscope_lora_path(spec, models_dir, download)
+    return None

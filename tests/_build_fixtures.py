@@ -67,6 +67,26 @@ def make_project(dest: Path, stories: tuple[str, ...] = (STORY,)) -> Path:
     return dest
 
 
+LORA_FILE_STYLE = """kolorsc: 1
+id: fairytale-3d
+name: 童话3D
+trigger: 高精度3D渲染，宫崎骏风格，童话插画，高清细节，动态光影
+negative: 低分辨率，文字覆盖，形态扭曲，低对比度，黑白图
+lora:
+  scale: 1.5
+  path: ../loras/fairytale-3d.safetensors
+"""
+
+
+def use_lora_file_style(project: Path) -> Path:
+    """Make the project's fairytale-3d style reuse a LoRA file (`lora.path`, scale 1.5), the
+    path these tests exercise (the repository's example trains one instead). Returns the
+    LoRA's path, for the test to write."""
+    (project / "styles" / "fairytale-3d.yaml").write_text(LORA_FILE_STYLE, "utf-8")
+    (project / "loras").mkdir(exist_ok=True)
+    return project / "loras" / "fairytale-3d.safetensors"
+
+
 def story_path(project: Path, name: str = STORY) -> Path:
     return project / "stories" / f"{name}.yaml"
 

@@ -22,7 +22,8 @@ LAYERS = {
     "kolorsc.cli": 10,
     "kolorsc.api": 9,
     "kolorsc.build.run": 8,
-    "kolorsc.review": 8,  # kolorsc diff: keys through the build core (review/keys.py), lock files
+    "kolorsc.review": 8,
+    "kolorsc.publish": 8,  # kolorsc publish: reads lock files and build outputs, verifies the bundle  # kolorsc diff: keys through the build core (review/keys.py), lock files
     "kolorsc.build.executors": 8,
     "kolorsc.build.stages": 7,
     "kolorsc.build.inputs": 7,
@@ -33,22 +34,25 @@ LAYERS = {
     "kolorsc.train": 6,
     "kolorsc.scoring": 6,
     "kolorsc.emit": 6,
+    "kolorsc.remote": 6,  # cache push/pull: the cache and lock files, fsspec
     "kolorsc.build.status": 5,
     "kolorsc.cache": 5,
     "kolorsc.build.graph": 4,
     "kolorsc.build.lockfile": 4,
     "kolorsc.results": 3,
     "kolorsc.models": 3,
-    "kolorsc.fonts": 3,
+
     "kolorsc.lora": 3,
     "kolorsc.prompts": 2,
     "kolorsc.spec": 1,
+    "kolorsc.config": 1,  # kolorsc.toml
     "kolorsc.errors": 0,
     "kolorsc.paths": 0,
     "kolorsc.atomic": 0,
     "kolorsc.hashing": 0,
     "kolorsc.codeid": 0,
     "kolorsc.weightfiles": 0,
+    "kolorsc.fonts": 0,  # a leaf (errors only): spec.check asks it which characters no font has
     "kolorsc": 0,  # the package itself: __version__ only
 }
 

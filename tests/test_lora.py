@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from _extras import require_models
+
+require_models()
+
 import pytest
 import torch
 

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from _extras import require_models
+
+require_models()
+
 import json
 import shutil
 

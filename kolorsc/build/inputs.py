@@ -31,14 +31,17 @@ class Resolved:
 
 
 def identities(story: Story, engine, cache: Cache, models_dir: Path | None = None,
-               lock: LockFile | None = None) -> Resolved:
-    """The identities `make_graph` needs for `story` built with `engine`."""
+               lock: LockFile | None = None, fetch: bool = False) -> Resolved:
+    """The identities `make_graph` needs for `story` built with `engine`. `fetch`: a LoRA the
+    style reuses from ModelScope is downloaded into the models directory when missing (a
+    build does that; `plan` and `--dry-run` only look)."""
     models = paths.models_dir(models_dir)
     warnings: list[str] = []
     preview = bool(engine.preview)
-    lora = None if preview else lora_source(story, cache, models, lock, warnings)
+    engine_identity = engine.identity()
+    lora = None if preview else lora_source(story, cache, models, lock, warnings, engine_identity, fetch)
     ids = Identities(
-        engine=engine.identity(),
+        engine=engine_identity,
         preview=preview,
         code=stages.code_identities(),
         fonts=_fonts(),
@@ -60,14 +63,17 @@ def _scorer(models_dir: Path) -> dict:
     return scorer_identity(models_dir)
 
 
-def lora_source(story: Story, cache: Cache, models_dir: Path, lock: LockFile | None,
-                warnings: list[str]) -> LoraSource | None:
+def lora_source(story: Story, cache: Cache, models_dir: Path, lock: LockFile | None, warnings: list[str],
+                engine_identity: dict | None = None, fetch: bool = False) -> LoraSource | None:
     spec = story.style.lora
     if spec is None:
         return None
     where = story.style.source or story.path
     if spec.path is not None:
         return LoraSource("file", spec.scale, file_sha256=_file_hash(Path(spec.path), cache, f"{where}: lora.path"))
+    if spec.modelscope:
+        return LoraSource("file", spec.scale, file_sha256=_file_hash(_modelscope_file(spec, models_dir, fetch), cache,
+                                                                   f"{where}: lora.modelscope"))
     if spec.training is not None and spec.dataset is not None:
         from kolorsc.data import dataset_facts, modelscope_listing
 
@@ -82,11 +88,27 @@ def lora_source(story: Story, cache: Cache, models_dir: Path, lock: LockFile | N
                        "its content is unknown, so a change upstream would not be noticed")
                 )
         try:
-            facts = dataset_facts(spec.dataset, story.root, hashes=cache.hashes, models_dir=models_dir, listing=listing)
+            facts = dataset_facts(spec.dataset, story.root, hashes=cache.hashes, models_dir=models_dir, listing=listing,
+                                  style=story.style, engine_identity=engine_identity)
         except OSError as exc:
             raise UsageError(f"{where}: lora.dataset: cannot read {spec.dataset.path}: {exc}") from None
         return LoraSource("train", spec.scale, dataset=facts)
     return None
+
+
+def _modelscope_file(spec, models_dir: Path, fetch: bool) -> Path:
+    """The local file of a `lora.modelscope` LoRA; downloaded first when `fetch`."""
+    from kolorsc import models
+    from kolorsc.errors import ModelMissingError
+
+    if fetch:
+        return models.modelscope_lora_path(spec, models_dir)
+    folder = models.modelscope_lora_folder(spec, models_dir)
+    chosen = models.choose_lora(folder, spec)
+    if chosen is None:
+        raise ModelMissingError(f"LoRA {spec.modelscope} is not in {folder} yet: `kolorsc build` downloads it "
+                                "(planning only looks)", missing=[str(folder)])
+    return folder / chosen
 
 
 def _file_hash(path: Path, cache: Cache, what: str) -> str:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kolorsc.atomic import replace_dir
 from kolorsc.data.fingerprint import dataset_facts, dataset_fingerprint, modelscope_listing
 from kolorsc.data.juicer import OpCount
 from kolorsc.errors import TrainingError
@@ -78,8 +78,11 @@ def prepare_dataset(
             rows = sources.modelscope_rows(dataset)
             samples, skipped = sources.rows_to_samples(dataset, rows, work / "staged")
             where = str(dataset.id)
+        elif dataset.source == "generate":
+            raise TrainingError("a generated dataset is rendered first (kolorsc.data.generate.generate_dataset), "
+                                "then prepared from that folder: prepare_dataset(as_local(dataset, folder), ...)")
         else:
-            raise TrainingError(f"unknown dataset source '{dataset.source}' (use local or modelscope)")
+            raise TrainingError(f"unknown dataset source '{dataset.source}' (use local, modelscope or generate)")
         found = len(samples) + len(skipped)
         if dataset.max_images is not None:
             samples = samples[: dataset.max_images]
@@ -113,7 +116,7 @@ def prepare_dataset(
             fingerprint=fingerprint or dataset_fingerprint(dataset, root, models_dir=models_dir),
         )
         (staged / "report.json").write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
-        _replace_dir(staged, out_dir)
+        replace_dir(staged, out_dir)
         progress(3, 3, "dataset ready")
         return report
     finally:
@@ -160,17 +163,6 @@ def _write_layout(folder: Path, samples) -> list[tuple[str, str]]:
             writer.writerow([name, s.caption])
             files.append((name, s.name))
     return files
-
-
-def _replace_dir(staged: Path, target: Path) -> None:
-    """Move `staged` to `target`; an old `target` is moved aside first and removed after."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(staged, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _summary(counts: list[OpCount]) -> str:

@@ -14,6 +14,10 @@ the hub (`modelscope_listing`: a digest of the hub's file listing — paths and 
 hashes), so an upstream change invalidates the prepared data and the LoRA trained from it.
 Offline, the listing cannot be read: the caller passes the one recorded in the lock file.
 
+Generated (source: generate): kolorsc.data.generate.generate_fingerprint, i.e. every image's
+prompt, seed and settings and the engine's identity; the caller passes the style and the
+engine identity, which a Dataset alone does not carry.
+
 Both add the caption rule, the filters, the image limit, and whether the aesthetic model is
 installed when the recipe asks for the aesthetic filter (without it the filter is skipped,
 which changes the output).
@@ -31,10 +35,11 @@ LISTING_TIMEOUT = 10.0  # seconds: planning must not hang on an unreachable hub
 
 
 def dataset_facts(dataset: Dataset, root: Path, *, hashes=None, models_dir: Path | None = None,
-                  listing: str | None = None) -> dict:
+                  listing: str | None = None, style=None, engine_identity: dict | None = None) -> dict:
     """Everything the prepared dataset depends on, as plain data. `hashes`: an object with
     `sha256(path)` (the cache's FileHashes memo), else files are hashed directly. `listing`:
-    for ModelScope, `modelscope_listing(dataset)` or the value recorded in the lock file."""
+    for ModelScope, `modelscope_listing(dataset)` or the value recorded in the lock file.
+    A generated dataset also needs `style` and the rendering `engine_identity`."""
     from kolorsc.data.sources import local_images
 
     facts: dict = {
@@ -55,6 +60,14 @@ def dataset_facts(dataset: Dataset, root: Path, *, hashes=None, models_dir: Path
             if dataset.caption != "constant" and sidecar.is_file():
                 files[rel + ":caption"] = sha(sidecar)
         facts["files"] = digest(files)
+    elif dataset.source == "generate":
+        from kolorsc.data.generate import generate_fingerprint
+        from kolorsc.errors import TrainingError
+
+        if style is None or engine_identity is None:
+            raise TrainingError("a generated dataset is keyed by the style and the engine that renders it: "
+                                "dataset_facts(..., style=style, engine_identity=engine.identity())")
+        facts["generated"] = generate_fingerprint(style, engine_identity)
     else:
         facts.update(id=dataset.id, subset=dataset.subset, split=dataset.split,
                      revision=dataset.revision or "master", listing=listing)
@@ -66,9 +79,10 @@ def dataset_facts(dataset: Dataset, root: Path, *, hashes=None, models_dir: Path
 
 
 def dataset_fingerprint(dataset: Dataset, root: Path, *, hashes=None, models_dir: Path | None = None,
-                        listing: str | None = None) -> str:
+                        listing: str | None = None, style=None, engine_identity: dict | None = None) -> str:
     """sha256 of `dataset_facts` (what `kolorsc train` records to skip an unchanged dataset)."""
-    return digest(dataset_facts(dataset, root, hashes=hashes, models_dir=models_dir, listing=listing))
+    return digest(dataset_facts(dataset, root, hashes=hashes, models_dir=models_dir, listing=listing,
+                                style=style, engine_identity=engine_identity))
 
 
 def modelscope_listing(dataset: Dataset, timeout: float = LISTING_TIMEOUT) -> str | None:

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kolorsc.errors import TrainingError
+from kolorsc.spec.model import DATASET_IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from kolorsc.spec.model import Dataset
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ Pure functions: a StoryResult (plus image bytes) in, deterministic bytes out. Th
 stages (kolorsc.build.stages) call them and store what they return; nothing here touches
 the cache. Each name below is imported from its module on first use (PEP 562), so that
 importing one emitter (the gallery, say) does not load reportlab for the others.
+
+Per story, `emit_story` makes every output with each panel decoded once; or call
+`prepare_panels` once and pass the result to `storyboard_png` and `storyboard_pdf`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ _WHERE = {
     "storyboard_pdf": "pdf",
     "panel_png": "pngmeta", "read_png_text": "pngmeta",
     "scores_json": "scores",
+    "PreparedPanels": "prepared", "prepare_panels": "prepared",
+    "emit_story": "story", "output_ids": "story",
     "storyboard_png": "storyboard",
     "Finding": "verify", "VerifyReport": "verify", "verify_bundle": "verify",
 }

@@ -80,13 +80,28 @@ def fmt_score(value: float | None, digits: int = 3) -> str:
 
 
 def gate_line(result: StoryResult) -> str:
-    """e.g. 'PASS: mean aesthetic 6.412 >= 6.0' or 'UNKNOWN: mean aesthetic not computed'."""
+    """e.g. 'PASS: mean aesthetic 6.412 >= 6.0' or
+    'UNKNOWN: mean aesthetic not computed (threshold 6.0): preview drafts are not scored'."""
     s = result.scores
     if s.aesthetic_mean is None:
         line = f"{s.gate}: mean aesthetic {NOT_COMPUTED} (threshold {s.threshold})"
-        return line + (f" — {s.note}" if s.note else "")
+        return line + (f": {scores_reason(result)}" if s.note else "")
     op = ">=" if s.gate == "PASS" else "<"
     return f"{s.gate}: mean aesthetic {s.aesthetic_mean:.3f} {op} {s.threshold}"
+
+
+def scores_reason(result: StoryResult) -> str:
+    """Why scores are missing, without the note's own "not computed:" (said once is enough)."""
+    note = result.scores.note or ""
+    head, sep, rest = note.partition(":")
+    return rest.strip() if sep and head.strip() == NOT_COMPUTED else note
+
+
+def any_score(result: StoryResult) -> bool:
+    """True when some panel has some score: only then do per-panel score lines say anything."""
+    return any(
+        v is not None for pr in result.panels for c in pr.candidates for v in (c.aesthetic, c.coherence, c.alignment)
+    )
 
 
 def engine_label(result: StoryResult) -> str:

@@ -1,15 +1,17 @@
 """The `preview` engine: deterministic draft panels, no model, for authoring on any laptop.
 
-A draft shows the panel number, caption, compiled prompt and negative (wrapped), the seed
-and settings, over a background derived from the seed, with a "PREVIEW — not a Kolors
-render" band top and bottom so it can never pass for a real image.
+A draft shows the panel number, the compiled prompt and negative (wrapped), the seed and
+settings, over a background derived from the seed, under one "PREVIEW — not a Kolors
+render" band so it can never pass for a real image. It shows exactly the render's inputs:
+the caption is not one (editing it must not re-render), and the storyboard and PDF print
+it once under the panel.
 
 Size: the draft keeps the panel's aspect ratio but is drawn at 512 px on the long side
 (PREVIEW_LONG_SIDE), not at the panel's full size: drawing 1024² text panels costs four
 times the pixels for nothing an author needs. The real size is printed on the draft.
 
-Determinism: same panel and seed -> identical pixels (the font is the one shipped with
-kolorsc; Pillow draws without randomness); the runner encodes PNGs without timestamps.
+Determinism: same panel and seed -> identical pixels (the fonts are the ones kolorsc ships,
+named in `identity()`; Pillow draws without randomness); PNGs carry no timestamps.
 """
 
 from __future__ import annotations
@@ -85,37 +87,34 @@ def draw_preview(job: RenderJob, long_side: int = PREVIEW_LONG_SIDE) -> "Image":
     margin = unit
     ink, faint = (20, 20, 28), (60, 60, 70)
 
-    # 1. The preview mark, top and bottom: it must survive any crop of the storyboard.
+    # 1. The preview mark: one band across the top, on every panel.
     band = unit * 2
-    for y0 in (0, h - band):
-        draw.rectangle((0, y0, w, y0 + band), fill=(200, 30, 40))
-        draw.text((margin, y0 + band / 2), MARK, font=fonts.pil_font(unit), fill=(255, 255, 255), anchor="lm")
+    draw.rectangle((0, 0, w, band), fill=(200, 30, 40))
+    fonts.draw_text(draw, (margin, band / 2), MARK, unit, fill=(255, 255, 255), anchor="lm")
 
-    # 2. Panel number and caption, large.
+    # 2. Panel number, large.
     y = band + margin
-    draw.text((margin, y), f"#{p.index:02d}", font=fonts.pil_font(unit * 3), fill=ink)
-    y += unit * 3 + unit // 2
-    y = _paragraph(draw, p.caption, unit * 2, (margin, y), w - 2 * margin, ink, max_lines=2)
+    fonts.draw_text(draw, (margin, y), f"#{p.index:02d}", unit * 3, fill=ink)
+    y += unit * 3 + unit
 
     # 3. Prompt and negative, wrapped, as much as fits above the settings line.
     settings = f"seed {job.seed} · steps {p.steps} · cfg {p.cfg:g} · {p.width}×{p.height}"
     if p.refine is not None:
         settings += f" · refine ×{p.refine.scale:g} @ {p.refine.strength:g}"
-    bottom = h - band - margin - unit * 2
+    bottom = h - margin - unit * 2
     room = max(1, (bottom - y) // round(unit * 1.25))
     neg_lines = max(1, room // 3)
-    y += unit // 2
     y = _paragraph(draw, f"prompt: {p.prompt}", unit, (margin, y), w - 2 * margin, ink, max_lines=room - neg_lines - 1)
     y = _paragraph(draw, f"negative: {p.negative or '—'}", unit, (margin, y + unit // 2), w - 2 * margin, faint,
                    max_lines=neg_lines)
 
     # 4. Settings, always at the same place.
-    draw.text((margin, bottom), settings, font=fonts.pil_font(unit), fill=ink)
+    fonts.draw_text(draw, (margin, bottom), settings, unit, fill=ink)
     return image
 
 
 def _paragraph(draw, text: str, size: int, at: tuple[int, int], width: int, fill, max_lines: int) -> int:
-    """Draw wrapped text (CJK breaks anywhere), at most `max_lines` lines; returns the next y."""
+    """Draw wrapped text (breaks where UAX #14 allows), at most `max_lines` lines; returns the next y."""
     x, y = at
     lines = fonts.wrap_pil(text, size, width)
     if max_lines < 1:
@@ -123,9 +122,8 @@ def _paragraph(draw, text: str, size: int, at: tuple[int, int], width: int, fill
     if len(lines) > max_lines:
         lines = lines[:max_lines]
         lines[-1] = lines[-1][: max(0, len(lines[-1]) - 1)] + "…"
-    font = fonts.pil_font(size)
     step = round(size * 1.25)
     for line in lines:
-        draw.text((x, y), line, font=font, fill=fill)
+        fonts.draw_text(draw, (x, y), line, size, fill=fill)
         y += step
     return y

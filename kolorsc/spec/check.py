@@ -23,6 +23,7 @@ class FileReport:
     path: Path  # as given / found (relative stays relative)
     kind: str  # "story" or "style"
     diagnostics: tuple[Diagnostic, ...] = ()
+    warnings: tuple[Diagnostic, ...] = ()  # printed, but the file is still valid
 
     @property
     def ok(self) -> bool:
@@ -47,13 +48,15 @@ class CheckReport:
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
-        return [d for f in self.files for d in f.diagnostics]
+        return [d for f in self.files for d in (*f.diagnostics, *f.warnings)]
 
     def summary(self) -> str:
         n = len(self.files)
         files = "file" if n == 1 else "files"
         problems = "problem" if self.problems == 1 else "problems"
-        return f"{n} {files} checked, {self.invalid} invalid, {self.problems} {problems}"
+        warned = sum(len(f.warnings) for f in self.files)
+        warnings = f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""
+        return f"{n} {files} checked, {self.invalid} invalid, {self.problems} {problems}{warnings}"
 
 
 def _hidden(part: str) -> bool:
@@ -91,8 +94,10 @@ def is_style_file(path: Path) -> bool:
     return Path(path).absolute().parent.name == "styles"
 
 
-def check_file(path: Path) -> FileReport:
-    """Load (and for stories, compile) one file; every problem becomes a diagnostic."""
+def check_file(path: Path, inputs: bool = False) -> FileReport:
+    """Load (and for stories, compile) one file; every problem becomes a diagnostic. With
+    `inputs`, the local files its style names must exist too (kolorsc/spec/inputs.py)."""
+    from kolorsc.spec.inputs import input_problems
     from kolorsc.spec.loader import load_story, load_style
     from kolorsc.spec.templates import render_scenes
 
@@ -100,19 +105,37 @@ def check_file(path: Path) -> FileReport:
     kind = "style" if is_style_file(path) else "story"
     try:
         if kind == "style":
-            load_style(path)
+            style = load_style(path)
+            rendered = None
         else:
-            render_scenes(load_story(path))  # every template error counts, like compile_story's
+            story = load_story(path)
+            rendered = render_scenes(story)  # every template error counts, like compile_story's
+            style = story.style
     except SpecError as exc:
         return FileReport(path, kind, tuple(exc.diagnostics))
-    return FileReport(path, kind)
+    problems = input_problems(style, path) if inputs else []
+    warnings = _tofu(path, story, rendered) if rendered is not None else []
+    return FileReport(path, kind, tuple(problems), warnings=tuple(warnings))
 
 
-def check_paths(paths: Sequence[Path]) -> CheckReport:
+def _tofu(path: Path, story, rendered) -> list[Diagnostic]:
+    """Characters of the drawn text (title, team, captions, prompts) that no font has."""
+    from kolorsc.fonts import tofu_warnings
+
+    fields = [("title", story.title), ("team", story.team)]
+    for r in rendered:
+        n = r.scene.index
+        fields += [(f"scenes[{n}].caption", r.scene.caption), (f"scenes[{n}].prompt", r.prompt),
+                   (f"scenes[{n}].negative", r.negative)]
+    fields += [("defaults.negative", story.defaults.negative), ("style", story.style.trigger + story.style.negative)]
+    return tofu_warnings(str(path), path.read_text(encoding="utf-8"), fields)
+
+
+def check_paths(paths: Sequence[Path], inputs: bool = False) -> CheckReport:
     """Check every story (and named style) under `paths`. An empty collection is a problem
     too: `kolorsc check stories/` on a folder without stories should not pass silently."""
     files = iter_story_files(paths)
-    reports = [check_file(p) for p in files]
+    reports = [check_file(p, inputs) for p in files]
     for given in paths:
         given = Path(given)
         if given.is_dir() and not any(_under(p, given) for p in files):

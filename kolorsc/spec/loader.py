@@ -23,6 +23,7 @@ from kolorsc.spec.model import (
     DataFilter,
     Dataset,
     Defaults,
+    Generate,
     Loc,
     Lora,
     Refine,
@@ -251,10 +252,21 @@ def _lora(data: dict, path: Path, root: Path, diag) -> tuple[Lora | None, list[D
             caption_text=d.get("caption_text"),
             filters=filters,
             max_images=d.get("max_images"),
+            generate=_generate(d) if d["source"] == "generate" else None,
         )
     if diags:
         return None, diags
-    return Lora(scale=float(data.get("scale", 2.0)), path=lora_path, training=training, dataset=dataset), []
+    return Lora(scale=float(data.get("scale", 2.0)), path=lora_path, modelscope=data.get("modelscope"),
+                file=data.get("file"), revision=data.get("revision"), training=training, dataset=dataset), []
+
+
+def _generate(d: dict) -> Generate:
+    g = dict(d.get("generate", {}))
+    if "prompts" in g:
+        g["prompts"] = tuple(g["prompts"])
+    if "cfg" in g:
+        g["cfg"] = float(g["cfg"])
+    return Generate(**g)
 
 
 def _size(value) -> tuple[int, int] | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 BASE_MODEL = "Kwai-Kolors/Kolors"
 SCENE_COUNT = 8
+DATASET_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")  # what a local dataset folder may hold
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,20 @@ class DataFilter:
 
 
 @dataclass(frozen=True)
+class Generate:
+    """A dataset rendered by the base model (source: generate): the style's trigger followed by
+    each of `prompts` in turn (empty: kolorsc.data.generate's built-in subjects)."""
+
+    count: int = 40
+    prompts: tuple[str, ...] = ()
+    steps: int = 40
+    cfg: float = 4.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Dataset:
-    source: str  # "local" or "modelscope"
+    source: str  # "local", "modelscope" or "generate"
     path: Path | None = None  # local folder (resolved, inside the project)
     id: str | None = None  # ModelScope dataset id, e.g. AI-ModelScope/lowres_anime
     subset: str | None = None
@@ -92,6 +105,7 @@ class Dataset:
     caption_text: str | None = None  # the constant, or the Jinja template (sees file stem)
     filters: tuple[DataFilter, ...] = ()
     max_images: int | None = None
+    generate: Generate | None = None  # source "generate" (defaults when the style gives none)
 
 
 @dataclass(frozen=True)
@@ -118,10 +132,14 @@ class Training:
 
 @dataclass(frozen=True)
 class Lora:
-    """The style LoRA: reuse a file (`path`) or train one (`training` + `dataset`)."""
+    """The style LoRA: reuse a file (`path`), reuse one published on ModelScope (`modelscope`,
+    fetched by kolorsc.models.modelscope_lora_path), or train one (`training` + `dataset`)."""
 
     scale: float = 2.0  # render-time multiplier, as the baseline renders at 2.0
     path: Path | None = None
+    modelscope: str | None = None  # owner/repo on ModelScope
+    file: str | None = None  # the .safetensors inside that repository (None: its only one)
+    revision: str | None = None  # ModelScope revision; None: the default branch
     training: Training | None = None
     dataset: Dataset | None = None
 

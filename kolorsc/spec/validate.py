@@ -194,9 +194,10 @@ def _explain(src: Source, error) -> list[Diagnostic]:
     if v == "oneOf" and all(set(b) == {"required"} for b in error.validator_value):
         names = [b["required"][0] for b in error.validator_value]
         present = [n for n in names if isinstance(inst, dict) and n in inst]
+        listed = " or ".join(names) if len(names) == 2 else ", ".join(names[:-1]) + " or " + names[-1]
         if present:
-            return [src.diag(path, f"give only one of {' or '.join(names)}, not both")]
-        return [src.diag(path, f"needs one of {' or '.join(names)}")]
+            return [src.diag(path, f"give only one of {listed}, not {' and '.join(present)}")]
+        return [src.diag(path, f"needs one of {listed}")]
     if v in ("anyOf", "oneOf"):
         return _explain_branches(src, error, path)
     return [src.diag(path, _plain(error.message))]
@@ -240,8 +241,12 @@ def _pattern_problem(path, pattern: str, inst) -> str:
         return f"must be a slug (lowercase letters, digits and single hyphens), got {describe(inst)}"
     if last == "team":
         return f"must not contain / \\ : * ? \" < > | or control characters (it names files), got {describe(inst)}"
-    if last in ("id", "base_model"):
+    if last in ("id", "base_model", "modelscope"):
         return f"must look like owner/name, got {describe(inst)}"
+    if last == "file":
+        return f"must be a .safetensors path inside the repository (no .. or leading /), got {describe(inst)}"
+    if last == "revision":
+        return f"must be a branch, tag or commit name (letters, digits, . _ -), got {describe(inst)}"
     if last == "op":
         return f"must be a Data-Juicer operator name like image_shape_filter, got {describe(inst)}"
     return f"has the wrong form, got {describe(inst)} (expected to match {pattern})"

@@ -4,6 +4,10 @@ and the scoring wiring with and without the (tiny, real) aesthetic predictor."""
 
 from __future__ import annotations
 
+from _extras import require_models
+
+require_models()  # the scorers (numpy, torch) come with the models extra, as --engine kolors does
+
 import io
 import json
 import zipfile
@@ -16,16 +20,15 @@ from kolorsc.build.lockfile import lock_path
 from kolorsc.cache import Cache
 from kolorsc.scoring import TIE_MARGIN
 
-from _build_fixtures import RealishEngine, edit, make_project, story_path
+from _build_fixtures import RealishEngine, edit, make_project, story_path, use_lora_file_style
 
-STORY = "hero-dragon"  # style fairytale-3d: `lora.path: ../loras/fairytale-3d.safetensors`
+STORY = "hero-dragon"  # style fairytale-3d, made to reuse `lora.path: ../loras/fairytale-3d.safetensors`
 
 
 @pytest.fixture
 def project(tmp_path):
     project = make_project(tmp_path / "project", stories=(STORY,))
-    (project / "loras").mkdir()
-    (project / "loras" / "fairytale-3d.safetensors").write_bytes(b"lora weights v1" * 100)
+    use_lora_file_style(project).write_bytes(b"lora weights v1" * 100)
     return project
 
 

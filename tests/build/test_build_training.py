@@ -3,6 +3,10 @@ trainer on tiny stand-in models (tests/_train_fixtures.TinyLoader), on CPU."""
 
 from __future__ import annotations
 
+from _extras import require_models
+
+require_models('lightning')
+
 import io
 import zipfile
 
@@ -14,7 +18,6 @@ from kolorsc import api
 
 from _build_fixtures import RealishEngine, edit, make_project, story_path
 
-pytest.importorskip("lightning")
 
 STORY = "classroom-dream"  # style ink-wash: trained from the local folder data/ink-wash
 

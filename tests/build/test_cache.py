@@ -197,7 +197,7 @@ def test_gc_sweeps_abandoned_training_folders_and_unused_embeddings(tmp_path):
 
 
 def test_an_embedding_read_counts_as_used(tmp_path):
-    import torch
+    torch = pytest.importorskip("torch", reason="needs the models extra: pip install -e '.[models,test]'")
 
     from kolorsc.engines.kolors.encoding import Embedding, EmbeddingCache
 

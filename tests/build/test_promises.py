@@ -22,7 +22,7 @@ from kolorsc.build.lockfile import lock_path
 from kolorsc.cache import HASHES_FILE, Cache
 from kolorsc.cli import main
 
-from _build_fixtures import REPO, CountingEngine, RealishEngine, make_project, story_path
+from _build_fixtures import REPO, CountingEngine, RealishEngine, make_project, story_path, use_lora_file_style
 
 
 def listing(folder: Path) -> dict[str, str]:
@@ -82,8 +82,7 @@ def test_plan_and_dry_run_leave_a_damaged_cache_byte_identical(tmp_path):
 
 def test_planning_a_lora_file_writes_no_memo_and_the_build_memoises_in_the_chosen_cache(tmp_path):
     project = make_project(tmp_path / "project", stories=("hero-dragon",))
-    (project / "loras").mkdir()
-    lora = project / "loras" / "fairytale-3d.safetensors"
+    lora = use_lora_file_style(project)
     lora.write_bytes(b"lora weights" * 100)
     os.utime(lora, ns=(1_700_000_000_000_000_000,) * 2)  # not "racy": memoisable
     cache = tmp_path / "chosen-cache"

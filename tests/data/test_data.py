@@ -7,6 +7,10 @@ dropped each of the others, and the layout diffsynth's trainer reads.
 
 from __future__ import annotations
 
+from _extras import require_models
+
+require_models('data_juicer')
+
 import csv
 import json
 import os

@@ -9,11 +9,11 @@ import shutil
 import subprocess
 
 import pytest
+from _emit_fixtures import images, make_result
 from PIL import Image, ImageDraw
 
-from _emit_fixtures import images, make_result
 from kolorsc.emit import storyboard_pdf
-from kolorsc.fonts import pil_font, register_reportlab_font
+from kolorsc.fonts import pil_font
 
 # Skipped on a laptop without poppler-utils; in CI (CI=true) a missing pdftoppm fails the tests instead.
 needs_poppler = pytest.mark.skipif(
@@ -55,7 +55,7 @@ def _pdf_with_line(text: str) -> bytes:
 
     buf = io.BytesIO()
     c = Canvas(buf, pagesize=(400, 100), invariant=1)
-    _Page(c, register_reportlab_font()).text(10, 35, text, SIZE)
+    _Page(c).text(10, 35, text, SIZE)
     c.showPage()
     c.save()
     return buf.getvalue()
@@ -109,22 +109,120 @@ def test_storyboard_pdf_embeds_the_font_and_holds_every_panel(tmp_path):
         assert pr.panel.prompt[:10] in squashed
 
 
+def _preview_drafts(result) -> list[bytes]:
+    from kolorsc.engines.base import RenderJob
+    from kolorsc.engines.preview import PreviewEngine
+    from kolorsc.build.stages.render import encode_png
+
+    jobs = [RenderJob(pr.panel, pr.seed) for pr in result.panels]
+    return [encode_png(image) for _, image in PreviewEngine().render(jobs, None)]
+
+
 @needs_poppler
-def test_preview_pdf_is_marked_on_every_page_and_scores_say_not_computed(tmp_path):
-    pdf = storyboard_pdf(make_result(tmp_path, preview=True), images())
-    pages = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode().split("\f")
-    pages = [p for p in pages if p.strip()]
+def test_preview_pdf_marks_the_cover_once_and_each_panel_once(tmp_path):
+    result = make_result(tmp_path, preview=True)
+    pdf = storyboard_pdf(result, _preview_drafts(result))
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+    pages = [p for p in text.split("\f") if p.strip()]
     assert len(pages) == 9
-    assert all("PREVIEW" in p for p in pages)
-    assert all("not computed" in p for p in pages[1:])
-    # the red band runs across the cover
+    assert "PREVIEW" in pages[0]  # the cover's banner
+    assert not any("PREVIEW" in p for p in pages[1:])  # a panel page adds no mark of its own...
+    assert text.count("not computed") == 1  # ...nor the scores notice, said once on the cover
     cover = _render(pdf, 1, dpi=30, mode="RGB")
-    red_rows = [y for y in range(cover.height) if sum(1 for x in range(cover.width) if _is_red(cover.getpixel((x, y)))) > 0.6 * cover.width]
-    assert red_rows, "no full-width red band"
+    assert _red_bands(cover, 0.5, edge_to_edge=True) == 1  # one band across the page
+    assert _red_bands(cover, 0.1, edge_to_edge=False) == 2  # two rows of panels, one band each
+    for page in (2, 9):  # ...and each panel page shows the one band its draft carries
+        image = _render(pdf, page, dpi=30, mode="RGB")
+        assert _red_bands(image, 0.3, edge_to_edge=False) == 1
+        assert _red_bands(image, 0.3, edge_to_edge=True) == 0
+
+
+def _red_bands(image, share: float, edge_to_edge: bool) -> int:
+    """Horizontal red bands at least `share` of the page wide, running from edge to edge of
+    the page or not (rows cut by a band's white text are bridged: rows up to 4 apart)."""
+    def red_row(y: int) -> bool:
+        edges = _is_red(image.getpixel((1, y))) and _is_red(image.getpixel((image.width - 2, y)))
+        wide = sum(1 for x in range(image.width) if _is_red(image.getpixel((x, y)))) > share * image.width
+        return wide and edges == edge_to_edge
+
+    rows = [y for y in range(image.height) if red_row(y)]
+    return sum(1 for a, b in zip([-10] + rows, rows) if b > a + 4)
 
 
 def _is_red(p) -> bool:
     return p[0] > 150 and p[1] < 80 and p[2] < 80
+
+
+def _words(pdf: bytes, page: int) -> list[tuple[str, float, float, float, float]]:
+    """(text, xMin, yMin, xMax, yMax) of each word poppler finds on `page`, in points from the top."""
+    import html
+    import re
+
+    out = subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), "-bbox", "-", "-"],
+                         input=pdf, capture_output=True, check=True).stdout.decode()
+    pattern = r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>'
+    return [(html.unescape(m[5]), *map(float, m.groups()[:4])) for m in re.finditer(pattern, out)]
+
+
+def _with_panel(result, index: int, **changes):
+    from dataclasses import replace
+
+    panels = list(result.panels)
+    panels[index] = replace(panels[index], panel=replace(panels[index].panel, **changes))
+    return replace(result, panels=tuple(panels))
+
+
+@needs_poppler
+def test_pdf_draws_every_glyph_of_emoji_and_extension_b_captions(tmp_path):
+    from _glyph_fixtures import glyph_scores
+
+    caption = "小狐狸🦊在𠮷野家"
+    pdf = storyboard_pdf(_with_panel(make_result(tmp_path, aesthetic=[6.2] * 8), 0, caption=caption), images())
+    [(_, x0, y0, x1, y1)] = [w for w in _words(pdf, 2) if w[0] == caption]  # the text layer maps back too
+    dpi = 288  # 4 px per point: a 14 pt caption is 56 px per em
+    k = dpi / 72
+    page = _render(pdf, 2, dpi=dpi)
+    line = page.crop((round(x0 * k), round(y0 * k), round(x1 * k) + 8, round(y1 * k) + 8))
+    for ch, same, box in glyph_scores(line, caption, round(14 * k)):
+        # the PDF strokes the thin CJK faces a little bolder than Pillow's Regular: lower bar than the PNG's
+        assert same > 0.55 and same > box + 0.25, (ch, same, box)
+
+
+@needs_poppler
+@pytest.mark.parametrize("size", [(1536, 640), (640, 1536)])
+def test_pdf_panels_keep_their_aspect(tmp_path, size):
+    from dataclasses import replace
+
+    result = make_result(tmp_path)
+    result = replace(result, panels=tuple(replace(pr, panel=replace(pr.panel, width=size[0], height=size[1]))
+                                          for pr in result.panels))
+    solid = []
+    for i in range(8):
+        out = io.BytesIO()
+        Image.new("RGB", (size[0] // 8, size[1] // 8), (30 + 25 * i, 120, 200 - 20 * i)).save(out, format="PNG")
+        solid.append(out.getvalue())
+    pdf = storyboard_pdf(result, solid)
+    for page in (1, 2):  # the cover's first cell and the first panel's page
+        image = _render(pdf, page, dpi=72, mode="RGB")
+        mask = image.convert("L").point(lambda v: 0)
+        mask.putdata([255 if abs(p[0] - 30) < 12 and abs(p[1] - 120) < 12 and abs(p[2] - 200) < 12 else 0
+                      for p in image.getdata()])
+        x0, y0, x1, y1 = mask.getbbox()
+        assert abs((x1 - x0) / (y1 - y0) / (size[0] / size[1]) - 1) < 0.05, (page, (x0, y0, x1, y1))
+        assert (x1 - x0) * (y1 - y0) > 4_000  # a real picture, not a stamp
+
+
+@needs_poppler
+def test_pdf_long_caption_and_prompt_stay_above_the_footer(tmp_path):
+    long = "晚上，她给小猫做了一个小窝，窗外的雨一直下个不停，灯光很温暖。" * 8
+    result = _with_panel(make_result(tmp_path, aesthetic=[6.2] * 8), 0, caption=long, prompt=long, negative=long)
+    pdf = storyboard_pdf(result, images())
+    words = _words(pdf, 2)
+    gate = [w for w in words if w[0].startswith("PASS")]
+    assert gate, "the gate line is on the page"
+    footer_top = gate[0][2]
+    above = [w for w in words if w[2] < footer_top - 1]
+    assert len(above) > 10 and all(w[4] < footer_top - 4 for w in above)  # nothing reaches into the footer
 
 
 def test_storyboard_pdf_is_deterministic(tmp_path):

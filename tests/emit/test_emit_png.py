@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+from _emit_fixtures import CAPTIONS, images, make_png, make_result
+from _glyph_fixtures import glyph_scores, ink
 from PIL import Image
 
-from _emit_fixtures import CAPTIONS, images, make_png, make_result
 from kolorsc.emit import panel_png, read_png_text, storyboard_png
-from kolorsc.emit.storyboard import Layout
+from kolorsc.emit.storyboard import Layout, board_layout
 
 
 def test_panel_png_embeds_every_parameter(tmp_path):
@@ -74,22 +76,22 @@ def test_storyboard_png_layout_captions_and_gate(tmp_path):
     png = storyboard_png(result, images())
     board = Image.open(io.BytesIO(png))
     L = Layout()
-    assert board.width == L.width
-    # every panel thumbnail sits in its cell: row r, column c; panel 1's colour at the centre of cell 0
-    top = board.height  # find the first grid row by the colour of panel 1
-    p1 = Image.open(io.BytesIO(make_png(1))).getpixel((50, 70))
-    for y in range(board.height):
-        if board.getpixel((L.margin + L.cell // 2 + 30, y)) == p1:
-            top = y
-            break
-    assert top < board.height // 2
-    # the caption strip under each of the first row's panels has ink (text drawn), the gap between cells none
-    caption_top = top + (L.cell - 10) + 10
+    geo = board_layout(result, L)
+    assert board.size == (geo.width, geo.height) and board.width == L.width  # square panels: 4 x 384 px
+    assert (geo.grid.columns, geo.grid.cell_w, geo.grid.cell_h) == (4, 384, 384)
+    # panel i's pixels fill cell i: row i // 4, column i % 4
+    for i in range(8):
+        x0, y0, x1, y1 = geo.cell(i, (96, 96), L)
+        want = Image.open(io.BytesIO(make_png(i + 1))).getpixel((60, 30))
+        assert board.getpixel((x0 + (x1 - x0) * 60 // 96, y0 + (y1 - y0) * 30 // 96)) == want
+    # the caption strip under each of the first row's panels has ink, the gap between cells none
     for col in range(4):
-        x0 = L.margin + col * (L.cell + L.gap)
-        assert _dark(board, (x0, caption_top, x0 + L.cell, caption_top + L.caption_height)) > 100
-    gap_x = L.margin + L.cell + 2
-    assert _dark(board, (gap_x, caption_top, gap_x + L.gap - 4, caption_top + L.caption_height)) == 0
+        x0, y0 = geo.slot(col, L)
+        strip = (x0, y0 + geo.grid.cell_h + 4, x0 + geo.grid.cell_w, y0 + geo.grid.cell_h + geo.caption_h)
+        assert _dark(board, strip) > 100
+    gap_x = L.margin + geo.grid.cell_w + 2
+    top = geo.slot(0, L)[1] + geo.grid.cell_h + 4
+    assert _dark(board, (gap_x, top, gap_x + L.gap - 4, top + geo.caption_h - 4)) == 0
     assert len(png) < 1_500_000
 
 
@@ -122,34 +124,81 @@ def test_storyboard_png_needs_one_image_per_panel(tmp_path):
         storyboard_png(make_result(tmp_path), images()[:7])
 
 
-def _ink(image):
-    mask = image.convert("L").point(lambda v: 255 if v < 140 else 0)
-    return mask.crop(mask.getbbox())
+def _with_panels(result, size, captions=None):
+    """`result` with every panel rendered at `size` (and other captions, when given)."""
+    from dataclasses import replace
+
+    panels = []
+    for i, pr in enumerate(result.panels):
+        caption = captions[i] if captions else pr.panel.caption
+        panels.append(replace(pr, panel=replace(pr.panel, width=size[0], height=size[1], caption=caption)))
+    return replace(result, panels=tuple(panels))
 
 
-def _iou(a, b) -> float:
-    b = b.resize(a.size)
-    both = sum(1 for x, y in zip(a.getdata(), b.getdata()) if x and y)
-    either = sum(1 for x, y in zip(a.getdata(), b.getdata()) if x or y)
-    return both / either
+def _solid(index: int, size: tuple[int, int]) -> bytes:
+    image = Image.new("RGB", size, (40 + index * 20, 200 - index * 15, 90 + index * 7))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
 
 
-def test_storyboard_caption_is_the_chinese_text_drawn_with_real_glyphs(tmp_path):
-    from PIL import ImageDraw
+def _colour_bbox(image, colour):
+    """Bounding box of the pixels of exactly `colour`."""
+    from PIL import ImageChops
 
-    from kolorsc.fonts import pil_font
+    bands = [band.point(lambda v, c=c: 255 if v == c else 0) for band, c in zip(image.convert("RGB").split(), colour)]
+    return ImageChops.multiply(ImageChops.multiply(bands[0], bands[1]), bands[2]).getbbox()
 
-    result = make_result(tmp_path)
-    board = Image.open(io.BytesIO(storyboard_png(result, images())))
+
+@pytest.mark.parametrize("panel", [(1536, 640), (640, 1536), (1024, 1024)])
+def test_storyboard_cells_have_the_panels_aspect(tmp_path, panel):
+    result = _with_panels(make_result(tmp_path), panel)
+    small = (panel[0] // 4, panel[1] // 4)  # the images keep the panel's aspect at any size
+    board = Image.open(io.BytesIO(storyboard_png(result, [_solid(i, small) for i in range(8)])))
+    want = panel[0] / panel[1]
+    for i in range(8):
+        colour = Image.open(io.BytesIO(_solid(i, small))).getpixel((0, 0))
+        x0, y0, x1, y1 = _colour_bbox(board, colour)
+        assert abs((x1 - x0) / (y1 - y0) / want - 1) < 0.02, (i, (x0, y0, x1, y1))
+        assert (x1 - x0) * (y1 - y0) > 60_000  # not a sliver: wide panels get two columns
+    columns = {(1536, 640): 2, (640, 1536): 4, (1024, 1024): 4}[panel]
+    assert board_layout(result).grid.columns == columns
+
+
+def test_long_captions_stay_above_the_footer(tmp_path):
+    long = ["清晨，女孩在窗边醒来，" * 20] * 8
+    result = _with_panels(make_result(tmp_path, aesthetic=[6.5] * 8), (1536, 640), long)
+    board = Image.open(io.BytesIO(storyboard_png(result, images()))).convert("L")
+    geo = board_layout(result)
+    assert max(len(c) for c in geo.captions) == Layout().caption_lines and geo.captions[0][-1].endswith("…")
+    band = board.crop((0, geo.footer_top - 14, board.width, geo.footer_top))
+    assert ink(band) is None  # blank between the last caption line and the footer
+    assert ink(board.crop((0, geo.footer_top, board.width, board.height))) is not None  # the footer is drawn
+    last_row = geo.slot(6, Layout())[1] + geo.grid.cell_h
+    assert ink(board.crop((0, last_row + 4, board.width, geo.footer_top - 14))) is not None  # captions drawn
+
+
+def test_preview_storyboard_has_one_banner(tmp_path):
+    board = Image.open(io.BytesIO(storyboard_png(make_result(tmp_path, preview=True), images()))).convert("RGB")
+    red_rows = [y for y in range(board.height)
+                if sum(1 for x in range(0, board.width, 8) if board.getpixel((x, y)) == (200, 30, 30)) > board.width / 8 * 0.6]
+    bands = sum(1 for a, b in zip([-2] + red_rows, red_rows) if b != a + 1)
+    assert bands == 1
+
+
+def test_storyboard_draws_every_glyph_of_emoji_and_extension_b_captions(tmp_path):
+    caption = "小狐狸🦊在𠮷野家"
+    result = _with_panels(make_result(tmp_path), (1024, 1024), [caption] + list(CAPTIONS[1:]))
+    board = Image.open(io.BytesIO(storyboard_png(result, images()))).convert("L")
     L = Layout()
-    top = next(y for y in range(board.height) if board.getpixel((L.margin + 2, y)) != (255, 255, 255) and y > 60)
-    strip = board.crop((L.margin, top + L.cell + 2, L.margin + L.cell, top + L.cell + L.caption_height))
-
-    def drawn(text):
-        im = Image.new("RGB", strip.size, "white")
-        ImageDraw.Draw(im).text((0, 6), text, font=pil_font(L.caption_size), fill="black")
-        return _ink(im)
-
-    caption = _ink(strip)
-    assert _iou(caption, drawn("1. " + CAPTIONS[0])) > 0.8
-    assert _iou(caption, drawn("1. " + "口" * len(CAPTIONS[0]))) < 0.5  # boxes would look like this
+    geo = board_layout(result, L)
+    x0, y0 = geo.slot(0, L)
+    top = y0 + geo.grid.cell_h + 8  # where the first caption line is drawn (its ascender line)
+    text = f"1. {caption}"
+    line = board.crop((x0, top - 4, x0 + geo.grid.cell_w, top + L.caption_size * 3 // 2))  # below the panel
+    scores = glyph_scores(line, text, L.caption_size)
+    assert [ch for ch, _, _ in scores] == [c for c in text if c != " "]
+    for ch, same, box in scores:
+        if ch == ".":
+            continue
+        assert same > 0.75 and same > box + 0.3, (ch, same, box)

@@ -3,9 +3,13 @@ LoRA merged, and a second build doing no model work. See _kolors_fixtures for wh
 
 from __future__ import annotations
 
+from _extras import require_models
+
+require_models()
+
 import zipfile
 
-from _build_fixtures import edit, make_project, story_path
+from _build_fixtures import edit, make_project, story_path, use_lora_file_style
 from _kolors_fixtures import (
     TinyKolorsUNet,
     make_engine,
@@ -16,7 +20,7 @@ from PIL import Image
 
 from kolorsc import api
 
-STORY = "hero-dragon"  # style fairytale-3d: lora.path ../loras/fairytale-3d.safetensors, scale 1.5
+STORY = "hero-dragon"  # style fairytale-3d, made to reuse lora.path ../loras/fairytale-3d.safetensors at scale 1.5
 
 
 def test_build_with_tiny_kolors_produces_every_output(tmp_path):
@@ -26,8 +30,7 @@ def test_build_with_tiny_kolors_produces_every_output(tmp_path):
     story = story_path(project, STORY)
     edit(story, "steps: 50", "steps: 2")
     edit(story, "size: [1024, 1024]", "size: [256, 256]")
-    (project / "loras").mkdir()
-    write_lora(project / "loras" / "fairytale-3d.safetensors", TinyKolorsUNet(),
+    write_lora(use_lora_file_style(project), TinyKolorsUNet(),
                ("blocks.1.transformer_blocks.0.attn1.to_q", "blocks.1.transformer_blocks.0.attn1.to_k"))
 
     engine = make_engine(models_dir, tmp_path / "cache")

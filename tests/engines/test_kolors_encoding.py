@@ -5,6 +5,10 @@ the same); in float32 to float rounding (~2e-6 of the values' scale)."""
 
 from __future__ import annotations
 
+from _extras import require_models
+
+require_models()
+
 import pytest
 import torch
 from _kolors_fixtures import tiny_chatglm_config

@@ -5,6 +5,10 @@ from the release layout; UNet and VAE are tiny modules running diffsynth's own f
 
 from __future__ import annotations
 
+from _extras import require_models
+
+require_models()
+
 import shutil
 
 import numpy as np

@@ -37,28 +37,45 @@ def test_same_job_gives_identical_png_bytes():
     assert encode_png(draw()) == encode_png(draw(engine=PreviewEngine()))
 
 
-def test_background_follows_the_seed_and_text_follows_the_panel():
+def test_background_follows_the_seed_and_text_follows_the_prompt():
     a, b = draw(seed=3), draw(seed=4)
     centre = (256, 300)
     assert a.getpixel(centre) != b.getpixel(centre) or a.getpixel((500, 300)) != b.getpixel((500, 300))
-    other_caption = draw(dataclasses.replace(PANEL, caption="王子骑马而来"))
-    assert encode_png(other_caption) != encode_png(draw())
+    other_prompt = draw(dataclasses.replace(PANEL, prompt="王子骑马而来"))
+    assert encode_png(other_prompt) != encode_png(draw())
 
 
-def test_preview_mark_bands_top_and_bottom():
+def test_the_caption_is_not_drawn():
+    """The caption is not a render input (editing it re-renders nothing), so a draft that drew
+    it would show a stale caption; the storyboard and PDF print it under the panel instead."""
+    assert encode_png(draw(dataclasses.replace(PANEL, caption="王子骑马而来"))) == encode_png(draw())
+
+
+def test_one_preview_band_at_the_top():
     image = draw().convert("RGB")
     w, h = image.size
-    # the red band carries white text; its background is pure mark red at the right edge
-    assert image.getpixel((w - 2, 2)) == (200, 30, 40)
-    assert image.getpixel((w - 2, h - 2)) == (200, 30, 40)
+    mark = (200, 30, 40)
+    assert image.getpixel((w - 2, 2)) == mark  # the band's background at the right edge
+    rows = [y for y in range(h) if image.getpixel((w - 2, y)) == mark]
+    assert rows == list(range(rows[0], rows[0] + len(rows))) and rows[0] == 0  # one band, at the top
+    assert image.getpixel((w - 2, h - 2)) != mark
 
 
-def test_cjk_caption_draws_glyphs_not_empty_boxes():
-    """Different Chinese captions must give different ink: tofu boxes would all look alike."""
-    def caption_region(text):
-        img = draw(dataclasses.replace(PANEL, caption=text)).convert("L")
-        return img.crop((0, 60, 512, 110))
+def test_cjk_emoji_and_extension_b_prompts_draw_glyphs_not_boxes():
+    """Different prompts must give different ink: boxes would all look alike."""
+    def prompt_region(text):
+        img = draw(dataclasses.replace(PANEL, prompt=text)).convert("L")
+        return img.crop((0, 60, 512, 100))  # the first prompt line
 
-    a, b = caption_region("女主正在上课"), caption_region("王子骑马而来")
-    assert list(a.getdata()) != list(b.getdata())
+    a, b, c = prompt_region("女主正在上课"), prompt_region("王子骑马而来"), prompt_region("小狐狸🦊在𠮷野家")
+    tofu = prompt_region("小狐狸\U000f0000在\U000f0001野家")
+    assert len({x.tobytes() for x in (a, b, c, tofu)}) == 4
     assert Image.eval(a, lambda v: 255 if v < 80 else 0).getbbox() is not None  # dark ink drawn
+
+
+def test_identity_names_the_fonts_and_the_code():
+    from kolorsc import fonts
+    from kolorsc.codeid import code_identity
+
+    identity = PreviewEngine().identity()
+    assert identity["fonts"] == fonts.identity() and identity["code"] == code_identity("kolorsc.engines.preview")

@@ -120,9 +120,9 @@ def test_style_change_touches_every_story_using_it(repo):
 
 def test_lora_change_is_reported_and_renders_nothing_with_the_preview_engine(repo):
     repo, cache = repo
-    edit(repo / "styles" / "fairytale-3d.yaml", "scale: 1.5", "scale: 1.2")
+    edit(repo / "styles" / "fairytale-3d.yaml", "scale: 2.0", "scale: 1.2")
     s = only(look(repo, cache), "hero-dragon")
-    assert [(c.field, c.old, c.new) for c in s.changes] == [("lora.scale", 1.5, 1.2)]
+    assert [(c.field, c.old, c.new) for c in s.changes] == [("lora.scale", 2.0, 1.2)]
     assert s.new_renders == []  # preview drafts are drawn without the LoRA
 
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from _spec_fixtures import REPO, edit, line_of, make_project, story_text, write_story
 from click.testing import CliRunner
 
-from _spec_fixtures import REPO, edit, make_project, story_text, write_story
 from kolorsc.cli import main
 
 
@@ -40,6 +40,21 @@ def test_check_prints_one_line_per_problem_and_exits_2(proj):
     assert lines[1] == "stories/empty.yaml:1:1: file is empty (start from `kolorsc init NAME`)"
     assert lines[-1] == "5 files checked, 2 invalid, 2 problems"
     assert "Traceback" not in result.output
+
+
+def test_check_warns_about_characters_no_font_can_draw(proj):
+    text = edit(story_text(), "女主正在上课", "女主正在上课\U000f0000")
+    write_story(proj, text, "tofu.yaml")
+    result = run("check", "stories/tofu.yaml")
+    assert result.exit_code == 0  # a warning: the build still works, with one empty box
+    line = line_of(text, "\U000f0000")
+    col = text.splitlines()[line - 1].index("\U000f0000") + 1
+    assert result.output.splitlines()[0].startswith(f"stories/tofu.yaml:{line}:{col}: scenes[0].caption: warning: ")
+    assert "U+F0000" in result.output
+    assert result.output.splitlines()[-1] == "1 file checked, 0 invalid, 0 problems, 1 warning"
+    # emoji and Extension B ideographs are drawn by the fallback faces: nothing to warn about
+    write_story(proj, edit(story_text(), "女主正在上课", "女主正在上课🦊𠮷"), "tofu.yaml")
+    assert run("check", "stories/tofu.yaml").output == "1 file checked, 0 invalid, 0 problems\n"
 
 
 def test_check_needs_a_path():
@@ -108,7 +123,8 @@ def test_help_and_check_do_not_import_torch(args):
         f"    main({args!r}, standalone_mode=False)\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = [m for m in ('torch', 'diffsynth', 'transformers', 'data_juicer', 'lightning', 'peft') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'diffsynth', 'transformers', 'data_juicer', 'lightning', 'peft', 'PIL', 'reportlab')\n"
+        "         if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)

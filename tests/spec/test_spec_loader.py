@@ -34,7 +34,7 @@ def test_classroom_dream_loads_into_the_model():
     assert story.root == REPO.resolve()
     assert story.style.id == "ink-wash" and story.style.trigger == "古风，水墨画"
     assert story.style.source == (REPO / "styles" / "ink-wash.yaml").resolve()
-    assert story.style.lora.dataset.path == (REPO / "data" / "ink-wash").resolve()
+    assert story.style.lora.dataset.source == "generate" and story.style.lora.dataset.generate.count == 40
     assert set(story.characters) == {"girl", "prince"}
     assert story.characters["girl"].name == "少女"
     assert len(story.scenes) == 8 and [s.index for s in story.scenes] == list(range(8))
@@ -242,6 +242,12 @@ def story_text_style(proj):
     return (proj / "styles" / "ink-wash.yaml").read_text(encoding="utf-8")
 
 
+def local_dataset_style(proj):
+    """The ink-wash style trained on a local folder (the example generates its images)."""
+    text = story_text_style(proj)
+    return text[: text.index("    source: generate")] + "    source: local\n    path: ../data/ink-wash\n    caption: sidecar\n"
+
+
 def test_style_id_must_match_its_file_name(proj):
     (proj / "styles" / "ink-wash.yaml").write_text(edit(story_text_style(proj), "id: ink-wash", "id: ink"), encoding="utf-8")
     with pytest.raises(SpecError) as info:
@@ -250,10 +256,12 @@ def test_style_id_must_match_its_file_name(proj):
 
 
 def test_paths_resolve_relative_to_their_file_and_stay_inside(proj):
+    local = local_dataset_style(proj)
+    (proj / "styles" / "ink-wash.yaml").write_text(local, encoding="utf-8")
     style = load_style(proj / "styles" / "ink-wash.yaml")
     assert style.lora.dataset.path == (proj / "data" / "ink-wash").resolve()
     (proj / "styles" / "ink-wash.yaml").write_text(
-        edit(story_text_style(proj), "path: ../data/ink-wash", "path: ../../outside"), encoding="utf-8")
+        edit(local, "    path: ../data/ink-wash", "    path: ../../outside"), encoding="utf-8")
     with pytest.raises(SpecError) as info:
         load_style(proj / "styles" / "ink-wash.yaml")
     (d,) = info.value.diagnostics
@@ -356,7 +364,7 @@ def test_bom_and_crlf_are_fine(proj):
 
 
 def test_caption_template_is_checked(proj):
-    style = (proj / "styles" / "ink-wash.yaml").read_text(encoding="utf-8")
+    style = local_dataset_style(proj)
     bad = edit(style, "    caption: sidecar", '    caption: template\n    caption_text: "水墨画，{{ stme }}"')
     (proj / "styles" / "ink-wash.yaml").write_text(bad, encoding="utf-8")
     with pytest.raises(SpecError) as info:

@@ -4,7 +4,8 @@ which alone verifies and commits them (kolorsc.build.run), exactly as with the l
     RayExecutor.connect(env, worker_spec, address=None, workers=None) -> RayExecutor
 
 Where each node kind runs
-    dataset, lora from a file   here, in the driver: they read the project's own files
+    dataset, reused lora        here, in the driver: they read the project's own files (a
+                                generated dataset is a GPU task with the engine instead)
     render, score               a pool of actors (kolorsc.build.executors.ray_pool), one per
                                 GPU (num_gpus=1), or `workers` CPU actors on a cluster without
                                 GPUs; each keeps its engine loaded across pieces, then its
@@ -163,9 +164,7 @@ class RayExecutor(Executor):
         self.actor_cls = ray.remote(StageWorker)
         self.stage_fn = ray.remote(run_stage)
         self.pool = None  # made at the first render or score; gone after the score wave
-        # tasks need no engine: leaving it out spares every task worker unpickling (importing) it
-        task_spec = WorkerSpec(None, spec.models_dir, spec.device)
-        self.tasks = _Tasks(ray, self.stage_fn, task_spec, self._task_options, window=2 * self.cpus)
+        self.tasks = _Tasks(ray, self.stage_fn, self._task_spec, self._task_options, window=2 * self.cpus)
 
     @classmethod
     def connect(cls, env: Env, spec: WorkerSpec, address: str | None = None, workers: int | None = None):
@@ -220,7 +219,14 @@ class RayExecutor(Executor):
             self.pool = ActorPool(self.ray, self.actor_cls, self.spec, self.workers, role, self.pool_options)
         return self.pool
 
+    def _task_spec(self, task: Task) -> WorkerSpec:
+        """Only a generated dataset needs the engine: leaving it out of the other tasks spares
+        their workers unpickling (importing) it."""
+        return self.spec if generates(task) else WorkerSpec(None, self.spec.models_dir, self.spec.device)
+
     def _task_options(self, task: Task) -> dict:
+        if generates(task) and self.gpus:  # renders with the base model: a GPU, as a render worker
+            return {**self.task_options, "num_gpus": 1, "num_cpus": 1}
         if task.kind == LORA and self.gpus:  # training: the GPUs its spec asks for
             training = task.work[0].graph.story.style.lora.training
             if training.accelerator != "cpu" and self.spec.device != "cpu":
@@ -255,11 +261,19 @@ class RayExecutor(Executor):
 
 
 def runs_here(task: Task) -> bool:
-    """Kinds that read the project's own files run in the driver: preparing a dataset from the
-    style's image folder, taking a LoRA from the style's `lora.path`."""
+    """Nodes that read the project's own files (or the driver's downloads) run in the driver: a
+    dataset from the style's image folder or from ModelScope, a LoRA reused from `lora.path`
+    or `lora.modelscope`. A dataset the base model renders (`source: generate`) and a LoRA
+    training run on the cluster."""
+    lora = task.work[0].graph.story.style.lora
     if task.kind == DATASET:
-        return True
-    return task.kind == LORA and task.work[0].graph.story.style.lora.path is not None
+        return not generates(task)
+    return task.kind == LORA and (lora.path is not None or lora.modelscope is not None)
+
+
+def generates(task: Task) -> bool:
+    """A dataset rendered by the base model: a GPU job that needs the engine."""
+    return task.kind == DATASET and task.work[0].graph.story.style.lora.dataset.source == "generate"
 
 
 class _Tasks:
@@ -267,7 +281,7 @@ class _Tasks:
     bytes: a bounded window keeps the object store small). Ray retries a task whose worker
     was lost (`max_retries`): only the attempt that returns is ever seen here."""
 
-    def __init__(self, ray, fn, spec: WorkerSpec, options, window: int):
+    def __init__(self, ray, fn, spec, options, window: int):
         self.ray, self.fn, self.spec, self.options, self.window = ray, fn, spec, options, window
         self.waiting: deque[Task] = deque()
         self.calls: dict = {}  # ref -> task
@@ -288,7 +302,7 @@ class _Tasks:
     def dispatch(self) -> None:
         while self.waiting and len(self.calls) < self.window:
             task = self.waiting.popleft()
-            self.calls[self.fn.options(**self.options(task)).remote(self.spec, task.detached())] = task
+            self.calls[self.fn.options(**self.options(task)).remote(self.spec(task), task.detached())] = task
 
     def handle(self, ref) -> list[Result]:
         task = self.calls.pop(ref)

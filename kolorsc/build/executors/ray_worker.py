@@ -190,12 +190,18 @@ _ENVS: dict[tuple, tuple[Env, Identities]] = {}  # per worker process: Envs with
 
 
 def run_stage(spec: WorkerSpec, task: Task) -> tuple[str, list[tuple]]:
-    """Run one task (training, select, an emitter) in a Ray task; every output in the reply."""
-    slot = (str(spec.models_dir), spec.device)
-    if slot not in _ENVS:
-        env = spec.env(with_engine=False)
-        _ENVS[slot] = (env, Identities(env))
-    env, ids = _ENVS[slot]
+    """Run one task (a generated dataset, training, select, an emitter) in a Ray task; every
+    output in the reply. An engine (a generated dataset's) lives for the task only: its
+    models leave the GPU when the task ends."""
+    if spec.engine is not None:
+        env = spec.env(with_engine=True)
+        ids = Identities(env)
+    else:
+        slot = (str(spec.models_dir), spec.device)
+        if slot not in _ENVS:
+            env = spec.env(with_engine=False)
+            _ENVS[slot] = (env, Identities(env))
+        env, ids = _ENVS[slot]
     at = where(f"pid-{os.getpid()}")
     replies = []
     try:
@@ -203,4 +209,7 @@ def run_stage(spec: WorkerSpec, task: Task) -> tuple[str, list[tuple]]:
             replies.append(item(key, data))
     except Exception as exc:  # noqa: BLE001 - reported per node by the driver
         replies.append(error(exc))
+    finally:
+        if spec.engine is not None:
+            env.close()
     return at, replies

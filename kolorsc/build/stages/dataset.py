@@ -1,5 +1,7 @@
-"""Stage `dataset`: the style's training images prepared with Data-Juicer, as one
-deterministic tar (kept in the cache, reused when only training settings change)."""
+"""Stage `dataset`: the style's training images (a folder, a ModelScope dataset, or rendered
+by the base model from the style's own prompts: `source: generate`) prepared with
+Data-Juicer, as one deterministic tar (kept in the cache, reused when only training
+settings change)."""
 
 from __future__ import annotations
 
@@ -17,9 +19,16 @@ def run(task: Task, env: Env) -> Iterator[tuple[str, bytes]]:
 
     for work in task.work:
         story = work.graph.story
+        dataset = story.style.lora.dataset
         with tempfile.TemporaryDirectory(prefix="kolorsc-dataset-") as tmp:
+            if dataset.source == "generate":  # rendered by the base model, no LoRA (kolorsc.data.generate)
+                from kolorsc.data.generate import as_local, generate_dataset
+
+                generate_dataset(story.style, env.engine, Path(tmp) / "generated",
+                                 lambda d, t, label: env.report("generate", d, t, label))
+                dataset = as_local(dataset, Path(tmp) / "generated")
             prepared = Path(tmp) / "dataset"
-            prepare_dataset(story.style.lora.dataset, story.root, prepared,
+            prepare_dataset(dataset, story.root, prepared,
                             lambda d, t, label: env.report("dataset", d, t, label), models_dir=env.models_dir)
             yield work.node.key, deterministic_tar(prepared)
 

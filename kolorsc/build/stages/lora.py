@@ -1,5 +1,6 @@
-"""Stage `lora`: the style's LoRA file — the style's own `lora.path` (checked against the
-hash the plan keyed it by), or trained with Lightning on the prepared dataset.
+"""Stage `lora`: the style's LoRA file — the style's own `lora.path` or its `lora.modelscope`
+download (checked against the hash the plan keyed it by), or trained with Lightning on the
+prepared dataset.
 
 A training run works in `<work_root>/<LoRA key>`: a run killed half-way resumes from its
 checkpoints next time (train_lora resumes in the same folder); the folder goes once the
@@ -20,10 +21,13 @@ from kolorsc.hashing import sha256_bytes
 
 
 def run(task: Task, env: Env) -> Iterator[tuple[str, bytes]]:
+    from kolorsc.models import lora_file
+
     for work in task.work:
         spec = work.graph.story.style.lora
-        if spec.path is not None:
-            yield work.node.key, _file(work, Path(spec.path))
+        reused = lora_file(spec, env.models_dir)  # lora.path, or the lora.modelscope download
+        if reused is not None:
+            yield work.node.key, _file(work, reused)
         else:
             yield work.node.key, _train(task, work, env)
 

@@ -23,7 +23,8 @@ from kolorsc.build.stages.base import Env
 from kolorsc.cache import Cache
 from kolorsc.engines import EngineSpec
 
-from _build_fixtures import STORY, CountingEngine, edit, make_project, story_path
+from _build_fixtures import STORY, CountingEngine, edit, make_project, story_path, use_lora_file_style
+from _extras import require_models
 from _ray_fixtures import COPY, OBJECT_STORE, TESTS, cluster_env, collection, outputs
 
 ray = pytest.importorskip("ray")
@@ -143,9 +144,12 @@ def test_a_driver_killed_mid_build_leaves_a_consistent_cache_and_the_next_build_
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)])}
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(project / "stories"), str(cache), str(made), cluster],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    def committed() -> int:  # renders the driver stored (they are the first nodes to run)
+        return len([p for p in cache.glob("objects/*/*") if p.suffix != ".json"])
+
     deadline = time.monotonic() + 120
-    while len(list(made.iterdir())) < 5 and driver.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while committed() < 3 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
     driver.send_signal(signal.SIGKILL)
     driver.wait()
@@ -195,7 +199,7 @@ def test_cli_builds_on_ray_from_the_environment_and_reports_where_nodes_ran(clus
 
 
 def test_tiny_kolors_with_a_lora_renders_the_same_bytes_on_ray(cluster, tmp_path):
-    pytest.importorskip("diffsynth")
+    require_models()
     from _kolors_fixtures import TinyKolorsUNet, make_engine, write_kolors_layout, write_lora
 
     models = tmp_path / "models"
@@ -206,9 +210,7 @@ def test_tiny_kolors_with_a_lora_renders_the_same_bytes_on_ray(cluster, tmp_path
         story = story_path(project, "hero-dragon")
         edit(story, "steps: 50", "steps: 2")
         edit(story, "size: [1024, 1024]", "size: [256, 256]")
-        (project / "loras").mkdir()
-        write_lora(project / "loras" / "fairytale-3d.safetensors", TinyKolorsUNet(),
-                   ("blocks.1.transformer_blocks.0.attn1.to_q",))
+        write_lora(use_lora_file_style(project), TinyKolorsUNet(), ("blocks.1.transformer_blocks.0.attn1.to_q",))
         engine = make_engine(models, tmp_path / side / "cache")
         # one worker: each worker process imports torch and loads the models (~15 s here)
         summary = api.build([story], engine=engine, cache_dir=tmp_path / side / "cache", models_dir=models,
@@ -234,33 +236,26 @@ TINY_TRAINING = """  train:
     accelerator: cpu
     devices: 1
   dataset:
-    source: local
-    path: ../data/ink-wash
-    caption: sidecar
+    source: generate
+    generate:
+      count: 3
+      steps: 2
+      prompts: [山水, 竹林, 小桥]
 """
 
 
 def tiny_training_project(dest: Path) -> Path:
-    """classroom-dream with its style trained from three small images (as tests/build's
-    training test does), on the tiny stand-in models."""
-    import numpy as np
-    from PIL import Image
-
+    """classroom-dream with its style (ink-wash) distilled from three images the engine renders
+    (`source: generate`) into a LoRA trained on the tiny stand-in models."""
     project = make_project(dest)
     style = project / "styles" / "ink-wash.yaml"
     text = style.read_text("utf-8")
     style.write_text(text[: text.index("  train:")] + TINY_TRAINING, "utf-8")
-    data = project / "data" / "ink-wash"
-    data.mkdir(parents=True)
-    for i in range(3):
-        pixels = np.random.default_rng(i).integers(0, 255, (64, 64 + 8 * i, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(data / f"{i}.png")
-        (data / f"{i}.txt").write_text(["水墨 山水", "水墨 竹林", "水墨 小桥"][i], "utf-8")
     return project
 
 
-def test_lora_training_runs_as_a_ray_task(cluster, tmp_path, monkeypatch):
-    pytest.importorskip("lightning")
+def test_a_generated_dataset_and_lora_training_run_as_ray_tasks(cluster, tmp_path, monkeypatch):
+    require_models("lightning")
     import torch
 
     import kolorsc.train
@@ -284,7 +279,7 @@ def test_lora_training_runs_as_a_ray_task(cluster, tmp_path, monkeypatch):
         assert summary.exit_code == 0, summary.outcomes[0].error
         built[side] = outputs(project), summary.outcomes[0].report
     where = built["ray"][1].where
-    assert where["dataset"] == "local" and where["lora"].startswith("ray:")  # trained on a worker
+    assert where["dataset"].startswith("ray:") and where["lora"].startswith("ray:")  # rendered, trained there
     # Two local builds differ too in the dataset tar (its report.json holds temporary paths) and
     # in the LoRA file (safetensors writes the metadata in a per-process order), hence in the
     # bundle and the lock's output hashes: compare what those hold, and every other file whole.
