@@ -12,7 +12,8 @@ Where each node kind runs
                                 scorers; LoRA affinity (kolorsc.build.executors.schedule)
     lora (training)             a Ray task asking for the GPUs its training spec names
                                 (`devices`), Lightning inside, as `kolorsc train` runs it
-    select and the emitters     Ray tasks of one CPU each, a bounded number in flight
+    select and the emitters     Ray tasks of one CPU each, several nodes to a task, a
+                                bounded number in flight
 
 The pool lives from the first render (or score) to the end of the score wave: training before
 it gets every GPU, the emitters after it every CPU (Ray Data's own pitfall of actors holding
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import socket
 import sys
 from collections import deque
@@ -62,11 +64,13 @@ from kolorsc.build.executors.base import Executor, Result
 from kolorsc.build.executors.local import LocalExecutor
 from kolorsc.build.executors.ray_worker import StageWorker, WorkerSpec, run_stage
 from kolorsc.build.executors.schedule import cut
-from kolorsc.build.graph import DATASET, LORA, RENDER, SCORE
-from kolorsc.build.stages.base import Env, Task
+from kolorsc.build.graph import DATASET, EMIT_KINDS, LORA, RENDER, SCORE, SELECT
+from kolorsc.build.stages.base import Blob, Env, Task
 from kolorsc.errors import BuildError
 
 POOLED = (RENDER, SCORE)
+BATCHED = (SELECT, *EMIT_KINDS)  # milliseconds of work per node: several to a Ray task
+MAX_BATCH = 16
 PROBE_TIMEOUT = 5.0  # s to wait for a TCP answer from the cluster's address
 WAIT = 5.0  # s per ray.wait: how often the loop looks at the pool's start-up clock
 
@@ -164,7 +168,7 @@ class RayExecutor(Executor):
         self.actor_cls = ray.remote(StageWorker)
         self.stage_fn = ray.remote(run_stage)
         self.pool = None  # made at the first render or score; gone after the score wave
-        self.tasks = _Tasks(ray, self.stage_fn, self._task_spec, self._task_options, window=2 * self.cpus)
+        self.tasks = _Tasks(ray, self.stage_fn, self._task_spec, self._task_options, 2 * self.cpus, self.cpus)
 
     @classmethod
     def connect(cls, env: Env, spec: WorkerSpec, address: str | None = None, workers: int | None = None):
@@ -278,17 +282,21 @@ def generates(task: Task) -> bool:
 
 class _Tasks:
     """Ray tasks for the other kinds, at most `window` in flight (each carries its inputs'
-    bytes: a bounded window keeps the object store small). Ray retries a task whose worker
-    was lost (`max_retries`): only the attempt that returns is ever seen here."""
+    bytes: a bounded window keeps the object store small). Selects and emitters, a few
+    milliseconds of work each, go several to a Ray task (a batch is at most a quarter of a
+    CPU's share of what waits, and MAX_BATCH): per-task overhead and the panels' bytes, sent
+    once per batch, would cost more than the work. Ray retries a task whose worker was lost
+    (`max_retries`): only the attempt that returns is ever seen here."""
 
-    def __init__(self, ray, fn, spec, options, window: int):
+    def __init__(self, ray, fn, spec, options, window: int, cpus: int):
         self.ray, self.fn, self.spec, self.options, self.window = ray, fn, spec, options, window
+        self.cpus = cpus
         self.waiting: deque[Task] = deque()
-        self.calls: dict = {}  # ref -> task
+        self.calls: dict = {}  # ref -> [task]
 
     @property
     def in_flight(self) -> int:
-        return sum(len(t.work) for t in self.calls.values())
+        return sum(len(t.work) for batch in self.calls.values() for t in batch)
 
     def add(self, tasks: list[Task]) -> None:
         self.waiting.extend(tasks)
@@ -301,17 +309,24 @@ class _Tasks:
 
     def dispatch(self) -> None:
         while self.waiting and len(self.calls) < self.window:
-            task = self.waiting.popleft()
-            self.calls[self.fn.options(**self.options(task)).remote(self.spec(task), task.detached())] = task
+            batch = [self.waiting.popleft()]
+            if batch[0].kind in BATCHED:
+                size = min(MAX_BATCH, math.ceil(len(self.waiting) / (4 * self.cpus)) + 1)
+                while self.waiting and len(batch) < size and self.waiting[0].kind in BATCHED:
+                    batch.append(self.waiting.popleft())
+            shared: dict[str, Blob] = {}  # an upstream output read by several tasks travels once
+            payload = [_detached(t, shared) for t in batch]
+            self.calls[self.fn.options(**self.options(batch[0])).remote(self.spec(batch[0]), payload)] = batch
 
     def handle(self, ref) -> list[Result]:
-        task = self.calls.pop(ref)
+        batch = self.calls.pop(ref)
+        keys = [k for t in batch for k in t.keys]
         try:
             where, replies = self.ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - retries exhausted, or the task could not run
             lines = str(exc).strip().splitlines() or [""]
             why = BuildError(f"the Ray task was lost: {type(exc).__name__}: {lines[-1].strip()}"[:400])
-            return [Result(k, error=why) for k in task.keys]
+            return [Result(k, error=why) for k in keys]
         out, made = [], set()
         for reply in replies:
             if reply[0] == "item":
@@ -319,10 +334,11 @@ class _Tasks:
                 made.add(key)
                 out.append(Result(key, data, sha, where=where))
             elif reply[0] == "error":
-                out += [Result(k, error=reply[1]) for k in task.keys if k not in made]
-                made.update(task.keys)
+                _, exc, failed = reply
+                out += [Result(k, error=exc) for k in failed if k not in made]
+                made.update(failed)
         missing = BuildError(f"worker {where}: the stage made no output for it (internal error)")
-        return out + [Result(k, error=missing) for k in task.keys if k not in made]
+        return out + [Result(k, error=missing) for k in keys if k not in made]
 
     def cancel(self) -> None:
         for ref in self.calls:
@@ -331,3 +347,13 @@ class _Tasks:
         self.calls.clear()
         self.waiting.clear()
 
+
+def _detached(task: Task, shared: dict[str, Blob]) -> Task:
+    """`task` carrying its upstream bytes, one Blob per distinct output across a batch (pickle
+    then sends each once)."""
+    upstream = {}
+    for key, blob in task.upstream.items():
+        if blob.sha256 not in shared:
+            shared[blob.sha256] = blob.detached()
+        upstream[key] = shared[blob.sha256]
+    return Task(task.kind, task.work, upstream)

@@ -5,10 +5,12 @@ each node with exactly what its key promises. Plain Python (the driver wraps the
     StageWorker(spec, name)        an actor of the render/score pool: keeps one Env (engine,
         .start(piece, task)        then scorers) loaded across pieces; a piece's outputs are
         .next(piece) -> reply      handed out one per `next` call, in the order they exist
-    run_stage(spec, task) -> (where, [reply])       a Ray task: training, select, emitters
+    run_stage(spec, tasks) -> (where, [reply])      a Ray task: a generated dataset, a training,
+                                                    or a batch of selects or emitters
 
 Replies are plain tuples: ("item", key, bytes, sha256), ("done",), ("error", exception),
-("gone",) for a piece this worker no longer holds. A stage's own failure comes back as a
+("gone",) for a piece this worker no longer holds; run_stage's errors also name the keys of
+the task that failed, ("error", exception, keys), since one call runs several tasks. A stage's own failure comes back as a
 reply, so that on the driver an exception from Ray always means the worker itself was lost.
 
 Why a worker checks identities: a node's key names the code and the models that make it
@@ -189,10 +191,11 @@ class StageWorker:
 _ENVS: dict[tuple, tuple[Env, Identities]] = {}  # per worker process: Envs without an engine
 
 
-def run_stage(spec: WorkerSpec, task: Task) -> tuple[str, list[tuple]]:
-    """Run one task (a generated dataset, training, select, an emitter) in a Ray task; every
-    output in the reply. An engine (a generated dataset's) lives for the task only: its
-    models leave the GPU when the task ends."""
+def run_stage(spec: WorkerSpec, tasks: list[Task]) -> tuple[str, list[tuple]]:
+    """Run tasks (a generated dataset, a training, a batch of selects or emitters) in one Ray
+    task; every output in the reply, and for a task that failed ("error", exception, its
+    keys). An engine (a generated dataset's) lives for the call only: its models leave the
+    GPU when it ends."""
     if spec.engine is not None:
         env = spec.env(with_engine=True)
         ids = Identities(env)
@@ -205,10 +208,12 @@ def run_stage(spec: WorkerSpec, task: Task) -> tuple[str, list[tuple]]:
     at = where(f"pid-{os.getpid()}")
     replies = []
     try:
-        for key, data in checked(task, env, ids, at):
-            replies.append(item(key, data))
-    except Exception as exc:  # noqa: BLE001 - reported per node by the driver
-        replies.append(error(exc))
+        for task in tasks:
+            try:
+                for key, data in checked(task, env, ids, at):
+                    replies.append(item(key, data))
+            except Exception as exc:  # noqa: BLE001 - reported per node by the driver
+                replies.append((*error(exc), task.keys))
     finally:
         if spec.engine is not None:
             env.close()

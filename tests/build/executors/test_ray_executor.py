@@ -19,7 +19,8 @@ import pytest
 from kolorsc import api
 from kolorsc.build.executors.ray import RayExecutor
 from kolorsc.build.executors.ray_worker import WorkerSpec
-from kolorsc.build.stages.base import Env
+from kolorsc.build.graph import Node
+from kolorsc.build.stages.base import Env, Task, Work
 from kolorsc.cache import Cache
 from kolorsc.engines import EngineSpec
 
@@ -178,6 +179,49 @@ def test_a_failing_stage_on_a_worker_fails_its_story_like_the_local_executor(clu
     assert "simulated crash inside the render stage" in outcome.error
     assert not (project / "stories" / f"{STORY}.lock").exists()
     assert outcome.report.ran.get("render") == 2  # what the worker made before failing is kept
+
+
+def emit_task(report, node_id: str, **changed) -> Task:
+    """The emitter node `node_id` of a built story, its inputs from that build's outputs;
+    `changed` inputs make a node whose key promises something else (another code identity)."""
+    node = report.plan.node(node_id).node
+    if changed:
+        node = Node(node.id, {**node.inputs, **changed}, node.deps, node.loc, node.output, node.skipped)
+    graph = report.plan.graph
+    upstream = {graph.node(dep).key: report.outputs[dep] for dep in node.deps if dep in report.outputs}
+    return Task(node.kind, (Work(node, graph),), upstream)
+
+
+def test_emitters_go_several_to_a_ray_task_and_a_failing_one_fails_alone(cluster, tmp_path):
+    project = make_project(tmp_path / "project")
+    summary = api.build([story_path(project)], engine=CountingEngine(), cache_dir=tmp_path / "cache")
+    report = summary.outcomes[0].report
+    ids = ["storyboard", "pdf", "scores", "page", "panel/01", "panel/02"]
+    bad = emit_task(report, "pdf", code="0123456789abcdef")
+    tasks = [emit_task(report, i) for i in ids[:3]] + [bad] + [emit_task(report, i) for i in ids[3:]]
+    engine = CountingEngine()
+    executor = RayExecutor(ray, Env(engine, tmp_path / "models"), WorkerSpec(EngineSpec.of(engine)), workers=1)
+    calls = []
+    fn = executor.tasks.fn
+
+    class Counted:  # counts the Ray tasks the executor starts
+        def options(self, **kw):
+            remote = fn.options(**kw)
+            return type("R", (), {"remote": lambda _, *a: calls.append(len(a[1])) or remote.remote(*a)})()
+
+    executor.tasks.fn = Counted()
+    try:
+        results = {r.key: r for r in executor.run(tasks)}
+    finally:
+        executor.close()
+    assert len(calls) < len(tasks) and sum(calls) == len(tasks)  # batched, every task sent once
+    assert "other kolorsc code for pdf" in str(results[bad.keys[0]].error)
+    for task in tasks:
+        if task is not bad:  # the bad node's batch-mates were made, the same bytes as locally
+            (key,) = task.keys
+            made = results[key]
+            assert made.error is None and made.where.startswith("ray:")
+            assert made.data == report.outputs[task.work[0].node.id].read()
 
 
 def test_cli_builds_on_ray_from_the_environment_and_reports_where_nodes_ran(cluster, tmp_path):
