@@ -21,8 +21,11 @@ def output_dir(story: Story, out: Path | None) -> Path:
     return (Path(out) if out else Path(story.root) / "build") / story.id
 
 
-def write_outputs(plan: Plan, outputs: dict, out_dir: Path) -> list[str]:
-    """Put each output file in place; returns the files (re)written, relative to out_dir."""
+def write_outputs(plan: Plan, outputs: dict, out_dir: Path, hashes=None) -> list[str]:
+    """Put each output file in place; returns the files (re)written, relative to out_dir.
+    `hashes`: the cache's file-hash memo (a no-op build of a collection then re-reads none
+    of its files), else each file in place is hashed."""
+    sha = hashes.sha256 if hashes is not None else sha256_file
     written = []
     for planned in plan.nodes:
         node = planned.node
@@ -30,7 +33,7 @@ def write_outputs(plan: Plan, outputs: dict, out_dir: Path) -> list[str]:
         if node.output is None or blob is None:
             continue
         dst = out_dir / node.output
-        if dst.is_file() and sha256_file(dst) == blob.sha256:
+        if dst.is_file() and sha(dst) == blob.sha256:
             continue
         if blob.data is not None:
             atomic_write_bytes(dst, blob.data)

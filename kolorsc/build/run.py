@@ -27,6 +27,7 @@ leaves the cache and the lock as consistent as before.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -166,11 +167,12 @@ def _wave(kinds: tuple[str, ...], runs: list[StoryRun], executor: Executor, cach
 
 
 def _adopt(r: StoryRun, planned: PlannedNode, cache: Cache) -> bool:
-    """Take a cached node's output (the plan verified it moments ago: a size check here)."""
-    found = cache.lookup(planned.key, verify=False)
-    if not found.hit:
+    """Take a cached node's output: the plan verified it moments ago, and entries are
+    write-once, so the object still being there (gc may have run in between) is enough."""
+    entry = planned.entry
+    if entry is None or not os.path.exists(entry.path):
         return False
-    r.outputs[planned.id] = Blob(found.entry.sha256, path=found.entry.path)
+    r.outputs[planned.id] = Blob(entry.sha256, path=entry.path)
     cache.touch(planned.key)  # used now: age-based gc keeps it
     return True
 
@@ -239,8 +241,20 @@ def _finish(r: StoryRun, cache: Cache) -> None:
     from kolorsc.build.stages.result import story_result
 
     r.result = story_result(r.plan.graph, r.outputs)
-    r.written = write_outputs(r.plan, r.outputs, r.out_dir)
-    r.lock_written = lockfile.write(lock_path(r.story.path), lock_of(r.plan, r.outputs))
+    r.written = write_outputs(r.plan, r.outputs, r.out_dir, cache.hashes)
+    if not _lock_unchanged(r):
+        r.lock_written = lockfile.write(lock_path(r.story.path), lock_of(r.plan, r.outputs))
+
+
+def _lock_unchanged(r: StoryRun) -> bool:
+    """The lock file would say what it says: same nodes, keys and outputs (equal keys mean
+    equal inputs). Saves serialising it on a no-op build of a large collection."""
+    lock = r.plan.lock
+    if lock is None or r.ran or lock.story != r.story.id or lock.engine != r.plan.engine.get("name", ""):
+        return False
+    nodes = {str(n.id): n for n in r.plan.nodes if n.status != SKIPPED}
+    return nodes.keys() == lock.nodes.keys() and all(
+        lock.nodes[i].key == n.key and lock.nodes[i].output == r.outputs[n.id].sha256 for i, n in nodes.items())
 
 
 def lock_of(plan: Plan, outputs: dict[NodeId, Blob]) -> LockFile:

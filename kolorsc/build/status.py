@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from kolorsc.build.graph import DATASET, LORA, Graph, Node, NodeId
 from kolorsc.build.lockfile import LockFile, LockRead, summarize
-from kolorsc.cache import Cache, Lookup
+from kolorsc.cache import Cache, Entry, Lookup
 
 CACHED, TO_RUN, SKIPPED = "cached", "to-run", "skipped"
 _HEXLIKE = re.compile(r"^[0-9a-f-]{8,}$")
@@ -72,6 +72,7 @@ class PlannedNode:
     status: str
     why: tuple[str, ...] = ()
     corrupt: bool = False  # the cache holds a damaged entry under its key (run discards it)
+    entry: Entry | None = None  # the verified cache entry of a cached node
 
     @property
     def id(self) -> NodeId:
@@ -210,7 +211,7 @@ def plan_of(graph: Graph, cache: Cache, lock_read: LockRead, lock_name: str = "l
             continue
         found = cache.lookup(node.key)
         if found.hit:
-            planned.append(PlannedNode(node, CACHED))
+            planned.append(PlannedNode(node, CACHED, entry=found.entry))
             continue
         why = (check_corrupt(found) or check_new(node, lock) or check_inputs(node, lock)
                or ["output missing from cache"])
