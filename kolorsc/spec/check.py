@@ -26,7 +26,7 @@ class FileReport:
 
     @property
     def ok(self) -> bool:
-        return not self.diagnostics
+        return not any(d.is_error for d in self.diagnostics)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,11 @@ class CheckReport:
 
     @property
     def problems(self) -> int:
-        return sum(len(f.diagnostics) for f in self.files)
+        return sum(1 for d in self.diagnostics if d.is_error)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for d in self.diagnostics if not d.is_error)
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -53,7 +57,10 @@ class CheckReport:
         n = len(self.files)
         files = "file" if n == 1 else "files"
         problems = "problem" if self.problems == 1 else "problems"
-        return f"{n} {files} checked, {self.invalid} invalid, {self.problems} {problems}"
+        text = f"{n} {files} checked, {self.invalid} invalid, {self.problems} {problems}"
+        if self.warnings:
+            text += f", {self.warnings} warning{'s' if self.warnings != 1 else ''}"
+        return text
 
 
 def _hidden(part: str) -> bool:
@@ -95,17 +102,19 @@ def check_file(path: Path) -> FileReport:
     """Load (and for stories, compile) one file; every problem becomes a diagnostic."""
     from kolorsc.spec.loader import load_story, load_style
     from kolorsc.spec.templates import render_scenes
+    from kolorsc.spec.tokens import truncation_warnings
 
     path = Path(path)
     kind = "style" if is_style_file(path) else "story"
     try:
         if kind == "style":
             load_style(path)
-        else:
-            render_scenes(load_story(path))  # every template error counts, like compile_story's
+            return FileReport(path, kind)
+        story = load_story(path)
+        rendered = render_scenes(story)  # every template error counts, like compile_story's
     except SpecError as exc:
         return FileReport(path, kind, tuple(exc.diagnostics))
-    return FileReport(path, kind)
+    return FileReport(path, kind, tuple(truncation_warnings(story, rendered)))
 
 
 def check_paths(paths: Sequence[Path]) -> CheckReport:

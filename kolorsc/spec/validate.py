@@ -36,15 +36,97 @@ def schema(name: str) -> dict:
 def _validator(name: str):
     import jsonschema  # imported on first validation: keeps `kolorsc --help` fast
 
-    return jsonschema.Draft202012Validator(schema(name))
+    # JSON Schema counts 1.0 as an integer; kolorsc does not: `seed: 0.0` would pass check and
+    # then render a different image than `seed: 0` (float seeds hash differently).
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine("integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool))
+    strict = jsonschema.validators.extend(base, type_checker=checker)
+    return strict(schema(name))
 
 
 def validate(src: Source, name: str) -> list[Diagnostic]:
-    """Every schema problem of `src.data`, sorted by position."""
+    """Every schema problem of `src.data`, plus control characters and names too long for a
+    file name, sorted by position."""
     diags: list[Diagnostic] = []
     for error in _validator(name).iter_errors(src.data):
         diags.extend(_explain(src, error))
+    diags += text_problems(src)
+    if name == "story":
+        diags += file_name_problems(src)
     return _dedupe(diags)
+
+
+# ---------------------------------------------------------------------------------------
+# What JSON Schema cannot say: control characters, and file names measured in bytes
+
+# Values that name things or files, or are paths: one line of printable text. Other text
+# (prompts, looks, descriptions) may hold tabs and line breaks, but no other control character.
+ONE_LINE_FIELDS = frozenset({
+    "id", "team", "title", "name", "path", "style", "base_model", "subset", "split", "strategy",
+    "accelerator", "devices", "precision", "source", "op", "caption", "shot",
+})
+_TEXT_CONTROLS_ALLOWED = frozenset("\t\n\r")
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+TEMP_NAME_EXTRA = 14  # kolorsc.atomic writes ".<name>.XXXXXXXX.tmp" beside the target first
+BUNDLE_SUFFIX = "-可图Kolors训练-"
+
+
+def _bad_char(text: str, one_line: bool) -> str | None:
+    import unicodedata
+
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cc" and (one_line or ch not in _TEXT_CONTROLS_ALLOWED) or one_line and category in ("Zl", "Zp"):
+            name = unicodedata.name(ch, "a control character").lower()
+            return f"U+{ord(ch):04X}, {name}" if name != "a control character" else f"U+{ord(ch):04X}"
+    return None
+
+
+def text_problems(src: Source) -> list[Diagnostic]:
+    """NUL and other control characters: in keys, names and paths none at all; in other text
+    only tab and line breaks (a NUL in a path crashes the OS call that opens it)."""
+    out: list[Diagnostic] = []
+
+    def walk(value, path: tuple) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                bad = _bad_char(str(key), True) if isinstance(key, str) else None
+                if bad:
+                    out.append(src.diag(path + (key,), f"the key {quote(key)} holds a control character ({bad})",
+                                        "keys are one line of printable text", at_key=True))
+                walk(item, path + (key,))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, path + (i,))
+        elif isinstance(value, str):
+            one_line = bool(path) and path[-1] in ONE_LINE_FIELDS
+            bad = _bad_char(value, one_line)
+            if bad:
+                rule = ("names and paths are one line of printable text" if one_line
+                        else "text may hold tabs and line breaks, no other control character")
+                out.append(src.diag(path, f"holds a control character ({bad})", rule))
+
+    walk(src.data, ())
+    return out
+
+
+def file_name_problems(src: Source) -> list[Diagnostic]:
+    """The bundle's file name `{team}-可图Kolors训练-{id}.zip` must fit in NAME_MAX bytes with
+    room for kolorsc's temporary name: file systems count bytes (an emoji is 4, a CJK
+    character 3), the schema's maxLength counts characters."""
+    data = src.data if isinstance(src.data, dict) else {}
+    team, story_id = data.get("team"), data.get("id")
+    if not isinstance(team, str) or not isinstance(story_id, str):
+        return []
+    name = f"{team}{BUNDLE_SUFFIX}{story_id}.zip"
+    size = len(name.encode("utf-8", errors="surrogatepass"))
+    limit = NAME_MAX - TEMP_NAME_EXTRA
+    if size <= limit:
+        return []
+    room = limit - (size - len(team.encode("utf-8", errors="surrogatepass")))
+    return [src.diag(("team",), f"makes the bundle's file name {size} bytes long; file names may have {limit} "
+                                f"(team may use {max(room, 0)} bytes with this id)",
+                     "shorten team: in UTF-8 an emoji takes 4 bytes, a CJK character 3")]
 
 
 def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
