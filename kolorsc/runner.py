@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import tarfile
 import tempfile
@@ -33,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kolorsc import lockfile, paths
-from kolorsc.atomic import atomic_copy_file, atomic_write_bytes
+from kolorsc import lockfile, paths, safefs
+from kolorsc.atomic import atomic_write_bytes
 from kolorsc.cache import WORK_DIR, Cache, sha256_bytes, sha256_file
 from kolorsc.engines.base import Engine, LoraWeights, RenderJob
 from kolorsc.errors import BuildError, EngineError, KolorscError, ModelMissingError
@@ -536,33 +537,46 @@ def output_dir(story: Story, out: Path | None) -> Path:
 
 
 def write_outputs(plan: Plan, outputs: dict[str, Output], out_dir: Path) -> list[str]:
-    """Put each output file in place, atomically, only when its bytes differ."""
+    """Put each output file in place, atomically, only when its bytes differ. Folders and
+    files are opened without following symlinks (kolorsc.safefs): a planted link is a
+    BuildError naming it, and nothing is written or deleted through it."""
     written = []
-    for node in plan.nodes:
-        if node.output is None or node.id not in outputs:
-            continue
-        out = outputs[node.id]
-        dst = out_dir / node.output
-        if dst.is_file() and sha256_file(dst) == out.sha256:
-            continue
-        if out.data is not None:
-            atomic_write_bytes(dst, out.data)
-        else:
-            atomic_copy_file(out.path, dst)
-        written.append(node.output)
-    _remove_stale(plan, out_dir)
+    with safefs.output_root(out_dir, plan.story.root) as root:
+        for node in plan.nodes:
+            if node.output is None or node.id not in outputs:
+                continue
+            out = outputs[node.id]
+            folder, name = safefs.folder_of(root, node.output)
+            try:
+                if folder.sha256(name) == out.sha256:
+                    continue
+                if out.data is not None:
+                    folder.write_bytes(name, out.data)
+                else:
+                    folder.copy_file(name, out.path)
+            finally:
+                if folder is not root:
+                    folder.close()
+            written.append(node.output)
+        _remove_stale(plan, root)
     return written
 
 
-def _remove_stale(plan: Plan, out_dir: Path) -> None:
+def _remove_stale(plan: Plan, root: safefs.OutputDir) -> None:
     """Remove our own outputs that this build no longer makes: a bundle under an old team
-    name, panels beyond the story's count. Nothing else in build/<id>/ is touched."""
+    name, panels beyond the story's count. Nothing else in build/<id>/ is touched, and a
+    symlink among them is refused, not followed."""
     current = {n.output for n in plan.nodes if n.output}
-    stale = [p for p in out_dir.glob(f"*-可图Kolors训练-{plan.story.id}.zip")]
-    stale += [p for p in (out_dir / "panels").glob("[0-9][0-9].png")]
-    for p in stale:
-        if p.relative_to(out_dir).as_posix() not in current:
-            p.unlink(missing_ok=True)
+    bundle = f"-可图Kolors训练-{plan.story.id}.zip"
+    for name in root.names():
+        if name.endswith(bundle) and name not in current:
+            root.unlink(name)
+    if root.kind("panels") is None:
+        return
+    with root.subdir("panels") as panels:
+        for name in panels.names():
+            if re.fullmatch(r"[0-9][0-9]\.png", name) and f"panels/{name}" not in current:
+                panels.unlink(name)
 
 
 def lock_of(plan: Plan, outputs: dict[str, Output]) -> LockFile:

@@ -35,6 +35,10 @@ LAYERS = [
     ("kolorsc.errors", 0),
     ("kolorsc.paths", 0),
     ("kolorsc.atomic", 0),
+    ("kolorsc.safefs", 0),
+    ("kolorsc.images", 0),
+    ("kolorsc.tensorfile", 0),
+    ("kolorsc.optional", 0),
     ("kolorsc", 0),  # the package itself: __version__ only
 ]
 
