@@ -30,14 +30,16 @@ class Capped:
 
 
 def run_capped(args: list[str], cwd: Path, *, memory_mb: int = 1024, cpu_seconds: int = 20,
-               timeout: float = 60, prelude: str = "") -> Capped:
+               timeout: float = 60, prelude: str = "", data_only: bool = False) -> Capped:
     """`kolorsc ARGS` in a fresh interpreter with RLIMIT_AS (address space) and RLIMIT_CPU.
-    `prelude` runs first (e.g. to hide a package). A MemoryError or a kill shows in the
-    result: the test then fails on its exit code and output, quickly."""
+    `data_only` caps RLIMIT_DATA instead (private writable memory: heap and anonymous
+    maps), for commands that import torch, whose shared libraries alone map gigabytes of
+    address space. `prelude` runs first (e.g. to hide a package). A MemoryError or a kill
+    shows in the result: the test then fails on its exit code and output, quickly."""
 
     def limits() -> None:
         cap = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        resource.setrlimit(resource.RLIMIT_DATA if data_only else resource.RLIMIT_AS, (cap, cap))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
 
     code = f"{prelude}\nimport sys\nfrom kolorsc.cli import main\nsys.argv = ['kolorsc'] + {list(args)!r}\nmain()"
