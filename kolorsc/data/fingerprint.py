@@ -83,7 +83,7 @@ class HashMemo:
 def dataset_fingerprint(dataset: Dataset, root: Path, *, models_dir: Path | None = None,
                         memo: Path | None | bool = True) -> str:
     """sha256 of the canonical JSON of everything the prepared dataset depends on."""
-    from kolorsc.data.sources import local_images
+    from kolorsc.data.sources import local_images, sidecar_path
 
     facts: dict = {
         "version": DATA_VERSION,
@@ -100,8 +100,8 @@ def dataset_fingerprint(dataset: Dataset, root: Path, *, models_dir: Path | None
         for image in local_images(folder):
             rel = image.relative_to(folder).as_posix()
             files[rel] = hashes.sha256(image)
-            sidecar = image.with_suffix(".txt")
-            if dataset.caption != "constant" and sidecar.is_file():
+            sidecar = sidecar_path(image, folder)  # None when it links outside: never read
+            if dataset.caption != "constant" and sidecar is not None:
                 files[rel + ":caption"] = hashes.sha256(sidecar)
         hashes.save()
         facts["files"] = files
