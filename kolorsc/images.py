@@ -14,6 +14,7 @@ PIL is imported inside the functions.
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import BinaryIO
 
@@ -102,4 +103,7 @@ def header_problem(path, max_pixels: int = MAX_PIXELS) -> ImageProblem | None:
 
 
 def _bomb(exc: Exception, max_pixels: int) -> str:
-    return f"over the pixel budget of {max_pixels / 1e6:g} megapixels ({exc}): left out, never decoded"
+    """Pillow refused before we saw the size (over twice its own limit): its message has it."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(found.group(1)) / 1e6:.1f} megapixels, " if found else ""
+    return f"{size}over the pixel budget of {max_pixels / 1e6:g} megapixels: left out, never decoded"

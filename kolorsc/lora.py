@@ -268,11 +268,13 @@ def _save_atomic(path: Path, tensors: dict, metadata: dict[str, Any] | None) -> 
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True, ensure_ascii=False)
               for k, v in (metadata or {}).items()}
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=header)
+    try:
+        with atomic_path(path) as tmp:
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=header)
+    except OSError as exc:
+        raise EngineError(f"{path}: cannot write the LoRA file ({exc.strerror or exc})") from None
     return path
 
 

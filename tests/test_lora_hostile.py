@@ -98,3 +98,12 @@ def test_missing_packages_are_one_line_with_the_pip_command(tmp_path, monkeypatc
     lora._from_kohya.cache_clear()
     assert result.exit_code == 2
     assert f"needs the Python package {hidden!r}, which is not installed: pip install 'kolorsc[models]'" in result.output
+
+
+def test_export_to_a_place_that_cannot_be_written_is_one_line(tmp_path):
+    ckpt = tmp_path / "epoch=0-step=500.ckpt"
+    torch.save({f"{Q}.lora_A.default.weight": torch.zeros(4, 640), f"{Q}.lora_B.default.weight": torch.zeros(640, 4)}, ckpt)
+    (tmp_path / "a-file").write_text("x")
+    target = tmp_path / "a-file" / "out.safetensors"  # its folder is a file
+    result = invoke("lora", "export", ckpt, target)
+    assert result.exit_code == 1 and result.output.startswith(f"error: {target}: cannot write the LoRA file")

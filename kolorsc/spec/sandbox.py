@@ -48,6 +48,11 @@ MAX_INT_BITS = 1024  # whole numbers up to ~10**308; prompts need a scene number
 RANGE_LIMIT = 100  # range() items
 STEP_COST = 100  # work units of one operator, call, filter, attribute or loop iteration
 WORK_BUDGET = 4_000_000  # work units for all templates of one story file
+# Parsing and compiling cost ~0.1-0.4 ms per token of template code (names, operators,
+# tags; text between tags is free), before any budget hook can run: so the code is counted
+# from the lexer, which stops at the limit, before Jinja parses it.
+TEMPLATE_TOKENS = 500  # in one template (a real prompt template has a few dozen)
+STORY_TOKENS = 1_500  # in all templates of one story file
 TIME_BUDGET = 1.0  # seconds, backstop: the work budget ends any render well before this
 
 SAFE_FILTERS = (
@@ -80,6 +85,7 @@ class Budget:
     """What the templates of one story file may still spend."""
 
     work: int = WORK_BUDGET
+    tokens: int = STORY_TOKENS
     seconds: float = TIME_BUDGET
     deadline: float = field(default=0.0, repr=False)
 
@@ -95,6 +101,12 @@ class Budget:
             )
         if time.monotonic() > self.deadline:
             raise BudgetError(f"the story's templates took longer than {self.seconds:g} s to render")
+
+    def charge_tokens(self, n: int) -> None:
+        self.tokens -= n
+        if self.tokens < 0:
+            raise BudgetError(f"the story's templates hold more than {STORY_TOKENS:,} pieces of template code "
+                              "(names, operators, tags)")
 
 
 _CURRENT: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("kolorsc_template_budget", default=None)
@@ -461,6 +473,24 @@ def template_environment() -> StorySandbox:
 
 
 # --- rewriting and rendering ----------------------------------------------------------------
+
+
+def count_tokens(env: StorySandbox, source: str, limit: int) -> int:
+    """Tokens of template code in `source` (not the text between tags), counting stops
+    past `limit`: lexing is lazy, so a huge template costs no more than `limit` tokens.
+    A lexing error stops the count: parsing reports it."""
+    from jinja2.exceptions import TemplateSyntaxError
+
+    n = 0
+    try:
+        for _line, kind, _value in env.lexer.tokeniter(source, None):
+            if kind not in ("data", "whitespace"):
+                n += 1
+                if n > limit:
+                    break
+    except TemplateSyntaxError:
+        pass
+    return n
 
 
 class _Budgeted(NodeTransformer):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 
 from kolorsc.errors import Diagnostic, SpecError
 from kolorsc.spec.model import Loc, Scene, Story, Style
-from kolorsc.spec.sandbox import MAX_TEXT, Budget, template_environment
+from kolorsc.spec.sandbox import MAX_TEXT, TEMPLATE_TOKENS, Budget, BudgetError, count_tokens, template_environment
 
 __all__ = ["MAX_TEXT", "Budget", "RenderedScene", "caption_template_problems", "render_caption",
            "render_scenes", "template_environment"]
@@ -189,6 +189,14 @@ def render_template(source: str, names: Names, budget: Budget) -> tuple[str | No
     simple = _render_simple(source, names, problems)
     if simple is not _NOT_SIMPLE:
         return simple, problems
+    tokens = count_tokens(_env(), source, TEMPLATE_TOKENS)
+    if tokens > TEMPLATE_TOKENS:
+        return None, [Problem(f"template over budget: more than {TEMPLATE_TOKENS} pieces of template code (names, "
+                              "operators, tags) in one template", None, _BUDGET_HINT)]
+    try:
+        budget.charge_tokens(tokens)
+    except BudgetError as exc:
+        return None, [Problem(f"template over budget: {exc}", None, _BUDGET_HINT)]
     ast = _parse(source, problems)
     if ast is None or not _static_check(ast, names, problems):
         return None, problems

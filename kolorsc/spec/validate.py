@@ -44,15 +44,28 @@ def _validator(name: str):
     return strict(schema(name))
 
 
+MAX_SCHEMA_ERRORS = 100  # a 1 MB file can hold 150,000 wrong values: nobody reads past the first 100
+# A story holds ~150 values. jsonschema spends ~30 us on each, so the 50,000 YAML allows would
+# cost `check` 1.5 s of CPU for one file: more than MAX_VALUES is refused before validating.
+MAX_VALUES = 10_000
+
+
 def validate(src: Source, name: str) -> list[Diagnostic]:
-    """Every schema problem of `src.data`, plus control characters and names too long for a
-    file name, sorted by position."""
+    """Every schema problem of `src.data` (the first MAX_SCHEMA_ERRORS), plus control
+    characters and names too long for a file name, sorted by position."""
+    if len(src.positions) > MAX_VALUES:
+        return [src.diag((), f"the file holds {len(src.positions):,} values; a {name} has a few hundred "
+                             f"(limit {MAX_VALUES:,})", "is this the right file?")]
     diags: list[Diagnostic] = []
-    for error in _validator(name).iter_errors(src.data):
+    errors = _validator(name).iter_errors(src.data)  # lazy: stopping early saves the rest
+    for n, error in enumerate(errors):
+        if n == MAX_SCHEMA_ERRORS:
+            diags.append(src.diag((), f"more problems not shown (stopped after {MAX_SCHEMA_ERRORS}); fix these first"))
+            break
         diags.extend(_explain(src, error))
-    diags += text_problems(src)
+    diags += text_problems(src)[:MAX_SCHEMA_ERRORS]
     if name == "story":
-        diags += file_name_problems(src)
+        diags += file_name_problems(src) + refine_problems(src)
     return _dedupe(diags)
 
 
@@ -108,6 +121,32 @@ def text_problems(src: Source) -> list[Diagnostic]:
 
     walk(src.data, ())
     return out
+
+
+def refine_problems(src: Source) -> list[Diagnostic]:
+    """A refined panel must stay within the pixel budget that `kolorsc score` and `bundle
+    verify` hold images to (kolorsc.images): else the build would make images its own
+    checks refuse."""
+    from kolorsc.images import MAX_PIXELS
+
+    data = src.data if isinstance(src.data, dict) else {}
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    refine = defaults.get("refine") if isinstance(defaults.get("refine"), dict) else None
+    if refine is None:
+        return []
+    scale = refine.get("scale", 2.0)
+    sizes = [defaults.get("size", [1024, 1024])]
+    sizes += [s.get("size") for s in data.get("scenes", []) if isinstance(s, dict) and s.get("size")]
+    worst = 0
+    for size in sizes:
+        if isinstance(size, list) and len(size) == 2 and all(isinstance(v, (int, float)) for v in size):
+            worst = max(worst, size[0] * size[1])
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or worst * scale * scale <= MAX_PIXELS:
+        return []
+    return [src.diag(("defaults", "refine", "scale"),
+                     f"refines panels to about {worst * scale * scale / 1e6:.0f} megapixels, over the "
+                     f"{MAX_PIXELS / 1e6:g}-megapixel budget of `kolorsc score` and `bundle verify`",
+                     "lower refine.scale or the panel size")]
 
 
 def file_name_problems(src: Source) -> list[Diagnostic]:

@@ -78,10 +78,16 @@ def test_damaged_scorer_weights_are_one_line_naming_the_model(tmp_path, models_d
 
 
 @pytest.mark.parametrize("hidden", ["torch", "transformers", "aesthetics_predictor"])
-def test_missing_packages_are_one_line_with_the_pip_command(monkeypatch, models_dir, image_dir, hidden):
+def test_missing_packages_are_one_line_with_the_pip_command(monkeypatch, tmp_path, models_dir, image_dir, hidden):
+    bundle = tmp_path / "b.zip"
+    from kolorsc.emit import bundle_zip, panel_png
+
+    r = make_result(tmp_path, aesthetic=[6.5] * 8)
+    bundle.write_bytes(bundle_zip(r, [panel_png(p, pr, r) for p, pr in zip(images(), r.panels)], r.lora.path))
     monkeypatch.setitem(sys.modules, hidden, None)
-    result = invoke("score", image_dir, "--models-dir", models_dir)
-    no_traceback(result)
-    assert result.exit_code == 2
-    assert result.output.strip() == (f"error: scoring needs the Python package {hidden!r}, which is not installed: "
-                                     "pip install 'kolorsc[models]'")
+    expected = f"error: scoring needs the Python package {hidden!r}, which is not installed: pip install 'kolorsc[models]'"
+    for args in (["score", image_dir, "--models-dir", models_dir],
+                 ["bundle", "verify", bundle, "--rescore", "--models-dir", models_dir]):
+        result = invoke(*args)
+        no_traceback(result)
+        assert result.exit_code == 2 and result.output.strip() == expected, result.output

@@ -266,3 +266,13 @@ def test_the_token_count_is_diffsynths_kolors_tokenizer():
         count = tokens.count_tokens(text)
         assert count.exact and min(count.tokens, tokens.TEXT_TOKENS) == len(kept), text
         assert glm.decode(kept) == glm.decode(glm(text[: count.kept])["input_ids"][2:]), text
+
+
+def test_refine_may_not_make_panels_over_the_pixel_budget(proj):
+    text = edit(story_text(), "  size: [1024, 1024]", "  size: [2048, 2048]\n  refine: {scale: 4}")
+    write_story(proj, text)
+    result = run("check", "stories/s.yaml")
+    assert result.exit_code == 2
+    assert "defaults.refine.scale: refines panels to about 67 megapixels, over the 40-megapixel budget" in result.output
+    write_story(proj, edit(story_text(), "  size: [1024, 1024]", "  size: [2048, 2048]\n  refine: {scale: 3}"))
+    assert run("check", "stories/s.yaml").exit_code == 0
