@@ -64,6 +64,7 @@ LONG_LOOK = "长发" * 9_000  # 18,000 characters, within the 20,000 a look may 
         ("{{ ([girl.look] * 1000)|join }}", "a value would grow beyond 20,000 characters"),
         ("{{ 'x'.center(10**9) }}", "str.center() is not available"),
         ("{{ (2).to_bytes(10**9, 'big') }}", "int.to_bytes() is not available"),
+        ("{{ girl.look.upper().lower()|join }}" * 500, "more than 500 pieces of template code"),  # parsing alone: 3 s
     ],
 )
 def test_templates_that_would_blow_up_fail_fast_at_their_line(proj, template, words):
@@ -276,3 +277,23 @@ def test_refine_may_not_make_panels_over_the_pixel_budget(proj):
     assert "defaults.refine.scale: refines panels to about 67 megapixels, over the 40-megapixel budget" in result.output
     write_story(proj, edit(story_text(), "  size: [1024, 1024]", "  size: [2048, 2048]\n  refine: {scale: 3}"))
     assert run("check", "stories/s.yaml").exit_code == 0
+
+
+def test_every_template_of_a_story_shares_one_budget(proj):
+    heavy = "{% for i in range(100) %}{% for j in range(100) %}{{ girl.look|list|sort|length }}{% endfor %}{% endfor %}"
+    text = edit(story_text(), "look: 一个黑色长发少女，红色长裙", f"look: {LONG_LOOK}")
+    for old in ('"{{ girl }}，坐在教室里，盯着黑板，深思"', '"{{ girl }}，坐在教室里，趴在桌子上睡着了"'):
+        text = edit(text, old, json.dumps(heavy))
+    write_story(proj, text)
+    result = run_capped(["check", "stories/s.yaml"], proj, memory_mb=512, cpu_seconds=20)
+    assert result.returncode == 2
+    assert [line.split(": ")[1] for line in lines(result.stdout) if "do too much work" in line] == [
+        "scenes[0].prompt", "scenes[1].prompt"]
+
+
+def test_a_file_of_tens_of_thousands_of_values_is_refused_before_validation(proj):
+    chars = "".join(f"  k{i}: 长发\n" for i in range(20_000))
+    write_story(proj, story_text().replace("characters:\n", "characters:\n" + chars))
+    result = run_capped(["check", "stories/s.yaml"], proj, memory_mb=512, cpu_seconds=20)
+    assert result.returncode == 2
+    assert "stories/s.yaml:5:1: the file holds 20,0" in result.stdout and "limit 10,000" in result.stdout
