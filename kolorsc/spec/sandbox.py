@@ -163,6 +163,8 @@ def _describe(value) -> str:
         return "nothing (none)"
     if isinstance(value, bool):
         return "true/false"
+    if isinstance(value, LoopContext):
+        return "the loop object"
     if callable(value):
         name = getattr(value, "__name__", type(value).__name__)
         return f"the function {name!r} (call it with (...), or leave it out)"
@@ -170,8 +172,6 @@ def _describe(value) -> str:
         return "a list (join it: |join(', '))"
     if isinstance(value, dict):
         return "a mapping"
-    if isinstance(value, LoopContext):
-        return "the loop object"
     return f"a {type(value).__name__} object"
 
 

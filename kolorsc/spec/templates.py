@@ -201,6 +201,11 @@ def render_template(source: str, names: Names, budget: Budget) -> tuple[str | No
     if ast is None or not _static_check(ast, names, problems):
         return None, problems
     text = _run(ast, names.values, budget, problems)
+    control = _CONTROL.search(text) if text is not None else None
+    if control:  # e.g. {{ '\\x00' }}: a NUL would break the PNG text chunks that carry the prompt
+        problems.append(Problem(f"the template renders a control character (U+{ord(control.group()):04X})", None,
+                                "text may hold tabs and line breaks, no other control character"))
+        return None, problems
     return (text, problems) if text is not None else (None, problems)
 
 
@@ -295,6 +300,7 @@ def _check_attr(name: str, attr: str, names: Names, lineno, problems: list[Probl
 # without paying ~1 ms to compile each template, which is most of `kolorsc check`'s time.
 # The length of the result is known before it is made, and held to the same limit.
 _NOT_SIMPLE = object()
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SIMPLE_EXPR = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))? *\}\}")
 _JINJA_MARK = re.compile(r"\{[{%#]|[}%#]\}")
 

@@ -196,6 +196,12 @@ def test_a_nul_in_prompt_text_is_refused_but_line_breaks_are_fine(proj):
     assert result.exit_code == 2 and "scenes[0].prompt: holds a control character (U+0000)" in result.output
 
 
+def test_a_template_cannot_make_a_control_character_either(proj):
+    write_story(proj, with_prompt("{{ girl }}{{ '\\x00' }}"))
+    result = run("check", "stories/s.yaml")
+    assert result.exit_code == 2 and "the template renders a control character (U+0000)" in result.output
+
+
 def test_a_team_of_64_emoji_fails_check_not_the_build(proj, tmp_path):
     write_story(proj, edit(story_text(), "team: my-team", "team: " + "🐉" * 64))
     result = run("check", "stories/s.yaml")
