@@ -109,6 +109,8 @@ def truncation_warnings(story: Story, rendered) -> list[Diagnostic]:
         texts = [("prompt", compiled_prompt(story, scene, r.prompt), scene.prompt_loc)]
         texts.append(("negative", compiled_negative(story, r.negative), scene.negative_loc or scene.loc))
         for what, text, loc in texts:
+            if len(text.encode("utf-8")) < TEXT_TOKENS:
+                continue  # every token but the leading space covers a byte or more: it cannot be cut
             count = count_tokens(text)
             if count.tokens > TEXT_TOKENS:
                 out.append(_warning(scene.index, what, text, count, loc))

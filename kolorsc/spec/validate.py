@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from importlib import resources
 
 from kolorsc.errors import Diagnostic
@@ -84,9 +85,14 @@ TEMP_NAME_EXTRA = 14  # kolorsc.atomic writes ".<name>.XXXXXXXX.tmp" beside the 
 BUNDLE_SUFFIX = "-可图Kolors训练-"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # Cc, Zl, Zp: a quick test before the exact one
+
+
 def _bad_char(text: str, one_line: bool) -> str | None:
     import unicodedata
 
+    if not _CONTROL.search(text):
+        return None
     for ch in text:
         category = unicodedata.category(ch)
         if category == "Cc" and (one_line or ch not in _TEXT_CONTROLS_ALLOWED) or one_line and category in ("Zl", "Zp"):
