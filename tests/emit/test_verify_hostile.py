@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import stat
 import zipfile
 
@@ -156,7 +157,8 @@ def test_odd_json_shapes_are_findings(tmp_path, entries):
     assert "prompts.json is not a kolorsc prompts file" in result.output and "scores.json is not valid" in result.output
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("KOLORSC_FUZZ_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.integers(0, 10**9), st.binary(min_size=1, max_size=8)), min_size=1, max_size=6))
 def test_damaged_bytes_never_escape_as_exceptions(tmp_path, entries, edits):
     """Random overwrites anywhere in a real bundle (headers, names, sizes, data):
