@@ -252,7 +252,7 @@ def _check_binop(op: str, left, right) -> None:
         if isinstance(left, int) and isinstance(right, int) and _bits(left) + _bits(right) > MAX_INT_BITS + 1:
             raise BudgetError(f"a number would grow beyond {MAX_INT_BITS} bits")
     elif op == "**" and isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
-        if _bits(left) * right > MAX_INT_BITS + _bits(left):
+        if right * math.log2(abs(left)) > MAX_INT_BITS + 1:  # the result's bits, to within one
             raise BudgetError(f"a number would grow beyond {MAX_INT_BITS} bits")
 
 
