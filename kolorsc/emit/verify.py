@@ -31,7 +31,7 @@ from typing import Protocol
 
 from kolorsc.emit.common import image_name
 from kolorsc.emit.modelcard import PREVIEW_MARKER
-from kolorsc.errors import UsageError
+from kolorsc.errors import UsageError, one_line
 from kolorsc.images import MAX_PIXELS, ImageProblem, open_checked
 from kolorsc.spec.model import SCENE_COUNT
 from kolorsc.tensorfile import read_header
@@ -67,7 +67,7 @@ class Finding:
     message: str
 
     def format(self) -> str:
-        return f"{self.level}: {self.message}"
+        return f"{self.level}: {one_line(self.message)}"  # a member name cannot break the line
 
 
 @dataclass

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from kolorsc.errors import UsageError
+from kolorsc.errors import UsageError, one_line
 from kolorsc.images import MAX_PIXELS, header_problem
 
 EXPECTED_IMAGES = 8
@@ -41,10 +41,10 @@ def scan_folder(folder: Path, max_pixels: int = MAX_PIXELS) -> FolderScan:
     not_images = tuple(p for p in files if problems[p] is not None and not problems[p].too_large)
     warnings = []
     for p in too_large:
-        warnings.append(f"{p.name}: {problems[p]}")
+        warnings.append(f"{one_line(p.name)}: {problems[p]}")
     for p in not_images:
         warnings.append(
-            f"{p.name}: not an image; the challenge's script averages every file in the folder "
+            f"{one_line(p.name)}: not an image; the challenge's script averages every file in the folder "
             "and would fail on it: remove it from the submission folder"
         )
     if images and len(images) != EXPECTED_IMAGES:
