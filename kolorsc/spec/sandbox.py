@@ -28,32 +28,37 @@ Jinja from running them at compile time, outside the budget.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import math
-import time
 import types
-from dataclasses import dataclass, field
 
 from jinja2 import StrictUndefined, nodes
-from jinja2.exceptions import SecurityError
 from jinja2.environment import Template
-from jinja2.runtime import LoopContext, Undefined
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import pass_context
 from jinja2.visitor import NodeTransformer
 
-MAX_TEXT = 20_000  # characters (or list items) any value or rendered text may reach
-MAX_INT_BITS = 1024  # whole numbers up to ~10**308; prompts need a scene number at most
-RANGE_LIMIT = 100  # range() items
-STEP_COST = 100  # work units of one operator, call, filter, attribute or loop iteration
-WORK_BUDGET = 4_000_000  # work units for all templates of one story file
-# Parsing and compiling cost ~0.1-0.4 ms per token of template code (names, operators,
-# tags; text between tags is free), before any budget hook can run: so the code is counted
-# from the lexer, which stops at the limit, before Jinja parses it.
-TEMPLATE_TOKENS = 500  # in one template (a real prompt template has a few dozen)
-STORY_TOKENS = 1_500  # in all templates of one story file
-TIME_BUDGET = 2.0  # CPU seconds, a backstop only: the work budget ends any render well before
+from kolorsc.spec.budget import (  # noqa: F401 - MAX_TEXT, TEMPLATE_TOKENS: re-exported for callers
+    CURRENT_BUDGET,
+    MAX_INT_BITS,
+    MAX_TEXT,
+    RANGE_LIMIT,
+    STEP_COST,
+    TEMPLATE_TOKENS,
+    Budget,
+    BudgetError,
+    bits,
+    charge,
+    check_size,
+    check_value,
+    current,
+    replaced_length,
+    size_of,
+    to_text,
+    too_big,
+)
 
 SAFE_FILTERS = (
     "abs capitalize count d default first float int join last length list lower map max min "
@@ -76,123 +81,6 @@ _LOOP_FILTER = "kolorsc:loop"  # names a user cannot write in a template
 _CONCAT_FILTER = "kolorsc:concat"
 
 
-class BudgetError(SecurityError):
-    """A template went over its budget (size of a value, work, time)."""
-
-
-@dataclass
-class Budget:
-    """What the templates of one story file may still spend."""
-
-    work: int = WORK_BUDGET
-    tokens: int = STORY_TOKENS
-    seconds: float = TIME_BUDGET
-    deadline: float = field(default=0.0, repr=False)
-
-    def __post_init__(self) -> None:
-        # CPU time of this process, not wall time: a loaded machine must not change the verdict
-        self.deadline = time.process_time() + self.seconds
-
-    def charge(self, units: int) -> None:
-        self.work -= units
-        if self.work < 0:
-            raise BudgetError(
-                f"the story's templates do too much work (more than {WORK_BUDGET:,} units: loops "
-                "times the length of the text they handle)"
-            )
-        if time.process_time() > self.deadline:
-            raise BudgetError(f"the story's templates took more than {self.seconds:g} s of CPU time to render")
-
-    def charge_tokens(self, n: int) -> None:
-        self.tokens -= n
-        if self.tokens < 0:
-            raise BudgetError(f"the story's templates hold more than {STORY_TOKENS:,} pieces of template code "
-                              "(names, operators, tags)")
-
-
-_CURRENT: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("kolorsc_template_budget", default=None)
-
-
-def _budget() -> Budget:
-    # None only while Jinja folds constants at compile time (getattr): a throwaway budget
-    return _CURRENT.get() or Budget()
-
-
-def charge(units: int = 0) -> None:
-    _budget().charge(STEP_COST + units)
-
-
-# --- sizes ----------------------------------------------------------------------------------
-
-
-def _too_big(what: str = "a value") -> BudgetError:
-    return BudgetError(f"{what} would grow beyond {MAX_TEXT:,} characters")
-
-
-def check_size(n: int, what: str = "a value") -> None:
-    if n > MAX_TEXT:
-        raise _too_big(what)
-
-
-def _size(value) -> int:
-    return len(value) if isinstance(value, (str, list, tuple, dict)) else 0
-
-
-def _bits(n: int) -> int:
-    return abs(int(n)).bit_length()
-
-
-def check_value(value):
-    """Refuse a value that is too big; return it unchanged otherwise (cheap: no copy)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        if _bits(value) > MAX_INT_BITS:
-            raise BudgetError(f"a number would grow beyond {MAX_INT_BITS} bits (about 10**{int(MAX_INT_BITS * math.log10(2))})")
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise BudgetError("the result is not a finite number")
-    elif isinstance(value, complex):
-        raise BudgetError("the result is not a real number")
-    elif isinstance(value, (str, list, tuple, dict)):
-        check_size(len(value))
-    return value
-
-
-def _describe(value) -> str:
-    if value is None:
-        return "nothing (none)"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, LoopContext):
-        return "the loop object"
-    if callable(value):
-        name = getattr(value, "__name__", type(value).__name__)
-        return f"the function {name!r} (call it with (...), or leave it out)"
-    if isinstance(value, (list, tuple)):
-        return "a list (join it: |join(', '))"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__} object"
-
-
-def to_text(value) -> str:
-    """The text of an output value: text, whole or decimal numbers, and the story's names
-    (which render as their text). Anything else is an error rather than a Python repr."""
-    if isinstance(value, Undefined):
-        return str(value)  # StrictUndefined: raises with Jinja's own message
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool) or value is None:
-        raise SecurityError(f"a template can only output text or numbers, not {_describe(value)}")
-    if isinstance(value, (int, float)):
-        check_value(value)
-        return str(value)
-    text = getattr(type(value), "kolorsc_text", None)  # the views of spec.templates
-    if text is not None:
-        return text(value)
-    raise SecurityError(f"a template can only output text or numbers, not {_describe(value)}")
-
-
 # --- the environment ------------------------------------------------------------------------
 
 
@@ -206,10 +94,10 @@ class StorySandbox(ImmutableSandboxedEnvironment):
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
         owner = getattr(__obj, "__self__", None)
-        charge(_size(owner) + sum(map(_size, args)))  # a method reads its object and arguments
+        charge(size_of(owner) + sum(map(size_of, args)))  # a method reads its object and arguments
         _check_method(__obj, args, kwargs)
         result = check_value(super().call(__context, __obj, *args, **kwargs))
-        _budget().charge(_size(result))
+        current().charge(size_of(result))
         return result
 
     def getattr(self, obj, attribute):
@@ -220,7 +108,7 @@ class StorySandbox(ImmutableSandboxedEnvironment):
         charge()
         value = super().getitem(obj, argument)
         if isinstance(argument, slice) and isinstance(value, (str, list, tuple)):
-            _budget().charge(len(value))
+            current().charge(len(value))
         return value
 
     def _parse(self, source, name, filename):
@@ -249,7 +137,7 @@ def _check_binop(op: str, left, right) -> None:
         for seq, n in ((left, right), (right, left)):
             if isinstance(seq, seqs) and isinstance(n, int):
                 check_size(len(seq) * max(int(n), 0))
-        if isinstance(left, int) and isinstance(right, int) and _bits(left) + _bits(right) > MAX_INT_BITS + 1:
+        if isinstance(left, int) and isinstance(right, int) and bits(left) + bits(right) > MAX_INT_BITS + 1:
             raise BudgetError(f"a number would grow beyond {MAX_INT_BITS} bits")
     elif op == "**" and isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
         if right * math.log2(abs(left)) > MAX_INT_BITS + 1:  # the result's bits, to within one
@@ -285,16 +173,6 @@ def _check_method(obj, args, kwargs) -> None:
             raise SecurityError("str.join() takes a list of text here; use the join filter")
 
 
-def replaced_length(text, old, new, count=-1) -> int:
-    """Length of text.replace(old, new, count), computed without making it."""
-    if not all(isinstance(v, str) for v in (text, old, new)):
-        return len(text) if isinstance(text, str) else 0
-    n = text.count(old) if old else len(text) + 1
-    if isinstance(count, int) and count >= 0:
-        n = min(n, count)
-    return len(text) + n * (len(new) - len(old))
-
-
 # --- filters --------------------------------------------------------------------------------
 
 
@@ -315,13 +193,13 @@ def _budgeted_filter(name: str, fn):
     @pass_context
     @functools.wraps(fn)
     def wrapper(context, value, *args, **kwargs):
-        n = _size(value)
+        n = size_of(value)
         charge(n * weight(n) if callable(weight) else n)
         if pre is not None:
             result = check_value(pre(context, fn, kind, value, *args, **kwargs))
         else:
             result = check_value(_call(fn, kind, context, value, *args, **kwargs))
-        _budget().charge(_size(result))
+        current().charge(size_of(result))
         return result
 
     return wrapper
@@ -354,7 +232,7 @@ def _join(context, fn, kind, value, d="", attribute=None):
     texts = [to_text(i) for i in items]
     sep = to_text(d)
     check_size(sum(map(len, texts)) + len(sep) * max(len(texts) - 1, 0))
-    _budget().charge(sum(map(len, texts)))
+    current().charge(sum(map(len, texts)))
     return sep.join(texts)
 
 
@@ -380,13 +258,13 @@ def _sum(context, fn, kind, value, attribute=None, start=0):
 def _bounded_list(value) -> list:
     """Materialise an iterable, refusing more than MAX_TEXT items (and charging each)."""
     if isinstance(value, (str, list, tuple, dict, range)):
-        _budget().charge(len(value))
+        current().charge(len(value))
         return list(value)
     out = []
     for item in value:
         out.append(item)
         check_size(len(out), "a list")
-        _budget().charge(1)
+        current().charge(1)
     return out
 
 
@@ -399,7 +277,7 @@ _PRE_CHECKS = {"replace": _replace, "join": _join, "string": _string, "sum": _su
 @pass_context
 def _loop_filter(context, iterable):
     """Every loop's iterable: one step of work per item."""
-    budget = _budget()
+    budget = current()
     for item in iterable:
         budget.charge(STEP_COST + (len(item) if isinstance(item, str) else 0))
         yield item
@@ -418,7 +296,7 @@ def _concat_filter(context, parts):
 @pass_context
 def _finalize(context, value):
     text = to_text(value)
-    _budget().charge(len(text))
+    current().charge(len(text))
     return text
 
 
@@ -428,7 +306,7 @@ def _concat(pieces) -> str:
     for piece in pieces:
         total += len(piece)
         if total > MAX_TEXT:
-            raise _too_big("the rendered text")
+            raise too_big("the rendered text")
         out.append(piece)
     return "".join(out)
 
@@ -448,13 +326,13 @@ class BudgetedTemplate(Template):
     (a caller's own `env.from_string(...).render(...)`)."""
 
     def render(self, *args, **kwargs) -> str:
-        if _CURRENT.get() is not None:
+        if CURRENT_BUDGET.get() is not None:
             return super().render(*args, **kwargs)
-        token = _CURRENT.set(Budget())
+        token = CURRENT_BUDGET.set(Budget())
         try:
             return super().render(*args, **kwargs)
         finally:
-            _CURRENT.reset(token)
+            CURRENT_BUDGET.reset(token)
 
 
 StorySandbox.template_class = BudgetedTemplate
@@ -518,10 +396,10 @@ def budgeted(ast: nodes.Template, env) -> nodes.Template:
 
 def render(env: StorySandbox, ast: nodes.Template, context: dict, budget: Budget, filename: str) -> str:
     """Compile a template parsed with `env.parse` (and checked) and render it within `budget`."""
-    token = _CURRENT.set(budget)
+    token = CURRENT_BUDGET.set(budget)
     try:
         code = env.compile(ast, filename=filename)
         template = env.template_class.from_code(env, code, env.make_globals(None))
         return template.render(context)
     finally:
-        _CURRENT.reset(token)
+        CURRENT_BUDGET.reset(token)

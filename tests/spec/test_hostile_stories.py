@@ -9,7 +9,6 @@ fails on its exit code, fast."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

@@ -152,7 +152,7 @@ def test_random_templates(project, template):
 # must compile to eight bounded prompts. bench/bench_hostile.py runs these at 10,000 examples
 # and records time and memory per file.
 
-from kolorsc.spec.templates import MAX_TEXT  # noqa: E402
+from kolorsc.spec.templates import MAX_TEXT  # noqa: E402 - kept beside the tests that use it
 
 FIRST_PROMPT = '"{{ girl }}，坐在教室里，盯着黑板，深思"'
 FIRST_LOOK = "look: 一个黑色长发少女，红色长裙"
