@@ -26,11 +26,11 @@ MAX_INT_BITS = 1024  # whole numbers up to ~10**308; prompts need a scene number
 RANGE_LIMIT = 100  # range() items
 STEP_COST = 100  # work units of one operator, call, filter, attribute or loop iteration
 WORK_BUDGET = 4_000_000  # work units for all templates of one story file
-# Parsing and compiling cost ~0.1-0.4 ms per token of template code (names, operators,
+# Parsing and compiling cost ~0.04 ms per token of template code (names, operators,
 # tags; text between tags is free), before any budget hook can run: so the code is counted
 # from the lexer, which stops at the limit, before Jinja parses it.
 TEMPLATE_TOKENS = 500  # in one template (a real prompt template has a few dozen)
-STORY_TOKENS = 1_500  # in all templates of one story file
+STORY_TOKENS = 4_000  # in all templates of one story file (~40 us each when parsed and compiled)
 TIME_BUDGET = 2.0  # CPU seconds, a backstop only: the work budget ends any render well before
 
 class BudgetError(SecurityError):

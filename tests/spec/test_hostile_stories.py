@@ -9,6 +9,7 @@ fails on its exit code, fast."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -302,3 +303,16 @@ def test_a_file_of_tens_of_thousands_of_values_is_refused_before_validation(proj
     result = run_capped(["check", "stories/s.yaml"], proj, memory_mb=512, cpu_seconds=20)
     assert result.returncode == 2
     assert "stories/s.yaml:5:1: the file holds 20,0" in result.stdout and "limit 10,000" in result.stdout
+
+
+def test_template_code_is_limited_per_story_too(proj):
+    code = "{% if scene.index > 4 %}夜{% endif %}" * 45  # 495 tokens: within one template's 500
+    text = story_text()
+    for old in re.findall(r'    prompt: ("\{\{ .*")', text):  # the 7 one-line prompts
+        text = text.replace(old, json.dumps(code), 1)
+    text = text.replace("    shot: ", "    negative: " + json.dumps(code) + "\n    shot: ")  # and 8 negatives
+    write_story(proj, text)
+    result = run("check", "stories/s.yaml")
+    assert result.exit_code == 2
+    over = [line.split(": ")[1] for line in lines(result.output) if "more than 4,000 pieces of template code" in line]
+    assert over[0] == "scenes[4].prompt"  # the ninth template of 495 tokens makes 4,455
