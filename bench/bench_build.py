@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,10 +57,16 @@ class Side:
         self.times: dict[str, list[float]] = {}
 
     def cli(self, path: Path, label: str) -> None:
+        """Run one build; record its wall time and its CPU time (user + system of the child:
+        far less sensitive than wall time to the other jobs on this shared machine)."""
         cmd = [sys.executable, "-m", "kolorsc.cli", "build", str(path), "--cache-dir", str(self.cache), "--quiet"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         subprocess.run(cmd, check=True, env=self.env, cwd=self.code.parent)
         self.times.setdefault(label, []).append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        self.times.setdefault(label + " cpu", []).append(cpu)
 
     def code_identity_ms(self) -> float | None:
         # the hashing itself, in a fresh process, after the imports a build makes anyway
@@ -116,7 +123,8 @@ def main() -> None:
         "",
         f"| measurement | old ({args.old}) | new | target |",
         "|---|---|---|---|",
-        *[f"| {label} | {med['old'][k]:.3f} s | {med['new'][k]:.3f} s | {target} |" for label, k, target in rows],
+        *[f"| {label} | {med['old'][k]:.3f} s (CPU {med['old'][k + ' cpu']:.3f} s) | "
+          f"{med['new'][k]:.3f} s (CPU {med['new'][k + ' cpu']:.3f} s) | {target} |" for label, k, target in rows],
         f"| code identity of every stage, fresh process (median of 5) | — | "
         f"{statistics.median(new_ident):.1f} ms | < 20 ms |" if new_ident else "| code identity | — | failed | |",
         "",

@@ -262,14 +262,15 @@ def _index_row(o: StoryOutcome, out: Path | None) -> tuple:
     """What the collection index shows of a story; an invalid one under its file's name."""
     report = o.report
     if o.plan is not None:
-        out_dir = output_dir(o.plan.story, out)
+        story = o.plan.story
         status = BUILT if o.status == UP_TO_DATE else o.status  # the page shows outputs, not this run
-        return (out_dir, o.story_id, o.plan.story.title, status, report.result if report else None, o.error)
+        return (output_dir(story, out), story.root, o.story_id, story.title, status,
+                report.result if report else None, o.error)
     from kolorsc.spec.loader import find_project_root
 
     name = o.story_id or o.path.stem
-    out_dir = (Path(out) if out else find_project_root(o.path.resolve()) / "build") / name
-    return (out_dir, name, None, o.status, None, o.error)
+    root = find_project_root(o.path.resolve())
+    return ((Path(out) if out else root / "build") / name, root, name, None, o.status, None, o.error)
 
 
 def _record(outcome: StoryOutcome, story_run: StoryRun) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from kolorsc.errors import ModelMissingError
 from kolorsc.hashing import digest, file_fingerprint, sha256_file
-from kolorsc.weightfiles import read_safetensors_file
+from kolorsc.tensorfile import read_file_header
 
 
 @dataclass(frozen=True)
@@ -281,7 +281,7 @@ def check_file(path: Path) -> str | None:
 
 def _check_safetensors(path: Path) -> str | None:
     try:
-        read_safetensors_file(path)
+        read_file_header(path)
     except ValueError as exc:
         return f"truncated or not safetensors: {exc}"
     return None

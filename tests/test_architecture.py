@@ -22,8 +22,8 @@ LAYERS = {
     "kolorsc.cli": 10,
     "kolorsc.api": 9,
     "kolorsc.build.run": 8,
-    "kolorsc.review": 8,
-    "kolorsc.publish": 8,  # kolorsc publish: reads lock files and build outputs, verifies the bundle  # kolorsc diff: keys through the build core (review/keys.py), lock files
+    "kolorsc.review": 8,  # kolorsc diff: keys through the build core (review/keys.py), lock files
+    "kolorsc.publish": 8,  # kolorsc publish: reads lock files and build outputs, verifies the bundle
     "kolorsc.build.executors": 8,
     "kolorsc.build.stages": 7,
     "kolorsc.build.inputs": 7,
@@ -51,7 +51,10 @@ LAYERS = {
     "kolorsc.atomic": 0,
     "kolorsc.hashing": 0,
     "kolorsc.codeid": 0,
-    "kolorsc.weightfiles": 0,
+    "kolorsc.tensorfile": 0,  # the one safetensors header reader
+    "kolorsc.safefs": 0,  # outputs written without following planted links
+    "kolorsc.images": 0,  # the pixel budget, checked from the header
+    "kolorsc.optional": 0,  # optional packages, or the pip command that installs them
     "kolorsc.fonts": 0,  # a leaf (errors only): spec.check asks it which characters no font has
     "kolorsc": 0,  # the package itself: __version__ only
 }

@@ -40,7 +40,7 @@ def dataset_facts(dataset: Dataset, root: Path, *, hashes=None, models_dir: Path
     `sha256(path)` (the cache's FileHashes memo), else files are hashed directly. `listing`:
     for ModelScope, `modelscope_listing(dataset)` or the value recorded in the lock file.
     A generated dataset also needs `style` and the rendering `engine_identity`."""
-    from kolorsc.data.sources import local_images
+    from kolorsc.data.sources import local_images, sidecar_path
 
     facts: dict = {
         "source": dataset.source,
@@ -56,8 +56,8 @@ def dataset_facts(dataset: Dataset, root: Path, *, hashes=None, models_dir: Path
         for image in local_images(folder):
             rel = image.relative_to(folder).as_posix()
             files[rel] = sha(image)
-            sidecar = image.with_suffix(".txt")
-            if dataset.caption != "constant" and sidecar.is_file():
+            sidecar = sidecar_path(image, folder)  # None when it links outside: never read
+            if dataset.caption != "constant" and sidecar is not None:
                 files[rel + ":caption"] = sha(sidecar)
         facts["files"] = digest(files)
     elif dataset.source == "generate":

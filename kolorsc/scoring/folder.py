@@ -4,6 +4,10 @@ The official `evaluate(folder)` averages EVERY file directly in the folder (os.l
 isfile; subfolders are ignored) and opens each with PIL: a stray README or .DS_Store makes it
 crash, and a ninth image changes the mean. kolorsc scores the same set of files, and warns
 about everything that would make the official number differ from what the author expects.
+
+Images come from anyone: each file's size is read from its header and checked against the
+pixel budget (kolorsc.images) before anything is decoded; a file over it is left out with
+a warning naming it, like a file that is not an image.
 """
 
 from __future__ import annotations
@@ -12,40 +16,35 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from kolorsc.errors import UsageError
+from kolorsc.errors import UsageError, one_line
+from kolorsc.images import MAX_PIXELS, header_problem
 
 EXPECTED_IMAGES = 8
 
 
 @dataclass(frozen=True)
 class FolderScan:
-    images: tuple[Path, ...]  # files PIL can open, sorted by name
+    images: tuple[Path, ...]  # files PIL can open within the pixel budget, sorted by name
     not_images: tuple[Path, ...]  # files PIL cannot open: the official script fails on them
     warnings: tuple[str, ...]
+    too_large: tuple[Path, ...] = ()  # images over the pixel budget: left out, never decoded
 
 
-def _opens_as_image(path: Path) -> bool:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return False
-
-
-def scan_folder(folder: Path) -> FolderScan:
+def scan_folder(folder: Path, max_pixels: int = MAX_PIXELS) -> FolderScan:
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"{folder}: not a folder of images")
     files = sorted(p for p in folder.iterdir() if p.is_file())
-    images = tuple(p for p in files if _opens_as_image(p))
-    not_images = tuple(p for p in files if p not in images)
+    problems = {p: header_problem(p, max_pixels) for p in files}
+    images = tuple(p for p in files if problems[p] is None)
+    too_large = tuple(p for p in files if problems[p] is not None and problems[p].too_large)
+    not_images = tuple(p for p in files if problems[p] is not None and not problems[p].too_large)
     warnings = []
+    for p in too_large:
+        warnings.append(f"{one_line(p.name)}: {problems[p]}")
     for p in not_images:
         warnings.append(
-            f"{p.name}: not an image; the challenge's script averages every file in the folder "
+            f"{one_line(p.name)}: not an image; the challenge's script averages every file in the folder "
             "and would fail on it: remove it from the submission folder"
         )
     if images and len(images) != EXPECTED_IMAGES:
@@ -53,7 +52,7 @@ def scan_folder(folder: Path) -> FolderScan:
             f"{len(images)} images in {folder}: the challenge scores exactly the {EXPECTED_IMAGES} "
             "submitted panels, and its script averages every file in the folder"
         )
-    return FolderScan(images=images, not_images=not_images, warnings=tuple(warnings))
+    return FolderScan(images=images, not_images=not_images, warnings=tuple(warnings), too_large=too_large)
 
 
 def read_prompts(path: Path, images: tuple[Path, ...]) -> list[str]:

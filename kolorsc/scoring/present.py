@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kolorsc.errors import UsageError
+from kolorsc.images import MAX_PIXELS
+from kolorsc.scoring.aesthetic import DEFAULT_BATCH
 from kolorsc.scoring.folder import FolderScan, read_prompts, scan_folder
-from kolorsc.scoring.report import ScoreReport, gate
+from kolorsc.scoring.report import ScoreReport, gate, summarize
 
 
 @dataclass(frozen=True)
@@ -32,24 +34,60 @@ def score_folder(
     threshold: float = 6.0,
     prompts: Path | None = None,
 ) -> FolderResult:
-    """Scan first (cheap, reports stray files), then load the models and score every image."""
-    from PIL import Image
-
+    """Scan first (cheap: headers only, reports stray and oversized files), then load the
+    models and score the images a few at a time: the decoded pixels held at once stay within
+    the pixel budget (kolorsc.images), however many or large the files are."""
     from kolorsc.scoring.loader import load_scorers
-    from kolorsc.scoring.report import score_images
 
     scan = scan_folder(folder)
     if not scan.images:
         raise UsageError(f"{folder}: no image files to score")
     texts = read_prompts(prompts, scan.images) if prompts else None
     scorers = load_scorers(models_dir, device=device)
-    images = []
-    for path in scan.images:
-        with Image.open(path) as im:
-            im.load()  # the file is closed on leaving; the pixels stay
-            images.append(im)
-    report = score_images(images, texts, scorers)
+    results, unreadable = _score_in_batches(scan.images, texts, scorers)
+    if unreadable:  # the header looked fine but the pixels did not decode
+        raise UsageError(f"{folder}: cannot score {'; '.join(unreadable)}")
+    note = scorers.alignment_note if texts is not None and scorers.alignment is None else None
+    report = summarize(results, scorer=scorers.identity, note=note)
     return FolderResult(folder=Path(folder), scan=scan, report=report, threshold=threshold)
+
+
+def _pixel_batches(paths: tuple[Path, ...], max_pixels: int, max_count: int):
+    """Consecutive groups of paths whose declared pixels sum to at most `max_pixels` (an image
+    alone always forms a group: scan_folder already held each to the budget)."""
+    from PIL import Image
+
+    batch, pixels = [], 0
+    for i, path in enumerate(paths):
+        with Image.open(path) as im:
+            n = im.width * im.height
+        if batch and (pixels + n > max_pixels or len(batch) >= max_count):
+            yield batch
+            batch, pixels = [], 0
+        batch.append(i)
+        pixels += n
+    if batch:
+        yield batch
+
+
+def _score_in_batches(paths: tuple[Path, ...], texts: list[str] | None, scorers):
+    from kolorsc.images import ImageProblem, open_checked
+    from kolorsc.scoring.report import score_one_batch
+
+    results, unreadable = [], []
+    for batch in _pixel_batches(paths, MAX_PIXELS, DEFAULT_BATCH):
+        images = []
+        for i in batch:
+            try:
+                images.append(open_checked(str(paths[i])))
+            except (ImageProblem, OSError) as exc:
+                unreadable.append(f"{paths[i].name}: {exc}")
+        if unreadable:
+            return results, unreadable
+        results += score_one_batch(images, [texts[i] for i in batch] if texts is not None else None, scorers)
+        for im in images:
+            im.close()
+    return results, unreadable
 
 
 def _num(x: float | None, fmt: str = "{:.4f}") -> str:
@@ -106,6 +144,7 @@ def as_json(result: FolderResult) -> dict:
         "alignment_mean": rep.alignment_mean,
         "note": rep.note,
         "not_images": [p.name for p in result.scan.not_images],
+        "too_large": [p.name for p in result.scan.too_large],
         "warnings": list(result.scan.warnings),
         "scorer": rep.scorer,
     }

@@ -27,7 +27,7 @@ class FileReport:
 
     @property
     def ok(self) -> bool:
-        return not self.diagnostics
+        return not any(d.is_error for d in self.diagnostics)
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,11 @@ class CheckReport:
 
     @property
     def problems(self) -> int:
-        return sum(len(f.diagnostics) for f in self.files)
+        return sum(1 for d in self.diagnostics if d.is_error)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for d in self.diagnostics if not d.is_error)
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -54,9 +58,10 @@ class CheckReport:
         n = len(self.files)
         files = "file" if n == 1 else "files"
         problems = "problem" if self.problems == 1 else "problems"
-        warned = sum(len(f.warnings) for f in self.files)
-        warnings = f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""
-        return f"{n} {files} checked, {self.invalid} invalid, {self.problems} {problems}{warnings}"
+        text = f"{n} {files} checked, {self.invalid} invalid, {self.problems} {problems}"
+        if self.warnings:
+            text += f", {self.warnings} warning{'s' if self.warnings != 1 else ''}"
+        return text
 
 
 def _hidden(part: str) -> bool:
@@ -100,6 +105,7 @@ def check_file(path: Path, inputs: bool = False) -> FileReport:
     from kolorsc.spec.inputs import input_problems
     from kolorsc.spec.loader import load_story, load_style
     from kolorsc.spec.templates import render_scenes
+    from kolorsc.spec.tokens import truncation_warnings
 
     path = Path(path)
     kind = "style" if is_style_file(path) else "story"
@@ -114,7 +120,7 @@ def check_file(path: Path, inputs: bool = False) -> FileReport:
     except SpecError as exc:
         return FileReport(path, kind, tuple(exc.diagnostics))
     problems = input_problems(style, path) if inputs else []
-    warnings = _tofu(path, story, rendered) if rendered is not None else []
+    warnings = [*truncation_warnings(story, rendered), *_tofu(path, story, rendered)] if rendered is not None else []
     return FileReport(path, kind, tuple(problems), warnings=tuple(warnings))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from importlib import resources
 
 from kolorsc.errors import Diagnostic
@@ -36,15 +37,141 @@ def schema(name: str) -> dict:
 def _validator(name: str):
     import jsonschema  # imported on first validation: keeps `kolorsc --help` fast
 
-    return jsonschema.Draft202012Validator(schema(name))
+    # JSON Schema counts 1.0 as an integer; kolorsc does not: `seed: 0.0` would pass check and
+    # then render a different image than `seed: 0` (float seeds hash differently).
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine("integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool))
+    strict = jsonschema.validators.extend(base, type_checker=checker)
+    return strict(schema(name))
+
+
+MAX_SCHEMA_ERRORS = 100  # a 1 MB file can hold 150,000 wrong values: nobody reads past the first 100
+# A story holds ~150 values. jsonschema spends ~30 us on each, so the 50,000 YAML allows would
+# cost `check` 1.5 s of CPU for one file: more than MAX_VALUES is refused before validating.
+MAX_VALUES = 10_000
 
 
 def validate(src: Source, name: str) -> list[Diagnostic]:
-    """Every schema problem of `src.data`, sorted by position."""
+    """Every schema problem of `src.data` (the first MAX_SCHEMA_ERRORS), plus control
+    characters and names too long for a file name, sorted by position."""
+    if len(src.positions) > MAX_VALUES:
+        return [src.diag((), f"the file holds {len(src.positions):,} values; a {name} has a few hundred "
+                             f"(limit {MAX_VALUES:,})", "is this the right file?")]
     diags: list[Diagnostic] = []
-    for error in _validator(name).iter_errors(src.data):
+    errors = _validator(name).iter_errors(src.data)  # lazy: stopping early saves the rest
+    for n, error in enumerate(errors):
+        if n == MAX_SCHEMA_ERRORS:
+            diags.append(src.diag((), f"more problems not shown (stopped after {MAX_SCHEMA_ERRORS}); fix these first"))
+            break
         diags.extend(_explain(src, error))
+    diags += text_problems(src)[:MAX_SCHEMA_ERRORS]
+    if name == "story":
+        diags += file_name_problems(src) + refine_problems(src)
     return _dedupe(diags)
+
+
+# ---------------------------------------------------------------------------------------
+# What JSON Schema cannot say: control characters, and file names measured in bytes
+
+# Values that name things or files, or are paths: one line of printable text. Other text
+# (prompts, looks, descriptions) may hold tabs and line breaks, but no other control character.
+ONE_LINE_FIELDS = frozenset({
+    "id", "team", "title", "name", "path", "style", "base_model", "subset", "split", "strategy",
+    "accelerator", "devices", "precision", "source", "op", "caption", "shot",
+})
+_TEXT_CONTROLS_ALLOWED = frozenset("\t\n\r")
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+TEMP_NAME_EXTRA = 14  # kolorsc.atomic writes ".<name>.XXXXXXXX.tmp" beside the target first
+BUNDLE_SUFFIX = "-可图Kolors训练-"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # Cc, Zl, Zp: a quick test before the exact one
+
+
+def _bad_char(text: str, one_line: bool) -> str | None:
+    import unicodedata
+
+    if not _CONTROL.search(text):
+        return None
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cc" and (one_line or ch not in _TEXT_CONTROLS_ALLOWED) or one_line and category in ("Zl", "Zp"):
+            name = unicodedata.name(ch, "a control character").lower()
+            return f"U+{ord(ch):04X}, {name}" if name != "a control character" else f"U+{ord(ch):04X}"
+    return None
+
+
+def text_problems(src: Source) -> list[Diagnostic]:
+    """NUL and other control characters: in keys, names and paths none at all; in other text
+    only tab and line breaks (a NUL in a path crashes the OS call that opens it)."""
+    out: list[Diagnostic] = []
+
+    def walk(value, path: tuple) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                bad = _bad_char(str(key), True) if isinstance(key, str) else None
+                if bad:
+                    out.append(src.diag(path + (key,), f"the key {quote(key)} holds a control character ({bad})",
+                                        "keys are one line of printable text", at_key=True))
+                walk(item, path + (key,))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, path + (i,))
+        elif isinstance(value, str):
+            one_line = bool(path) and path[-1] in ONE_LINE_FIELDS
+            bad = _bad_char(value, one_line)
+            if bad:
+                rule = ("names and paths are one line of printable text" if one_line
+                        else "text may hold tabs and line breaks, no other control character")
+                out.append(src.diag(path, f"holds a control character ({bad})", rule))
+
+    walk(src.data, ())
+    return out
+
+
+def refine_problems(src: Source) -> list[Diagnostic]:
+    """A refined panel must stay within the pixel budget that `kolorsc score` and `bundle
+    verify` hold images to (kolorsc.images): else the build would make images its own
+    checks refuse."""
+    from kolorsc.images import MAX_PIXELS
+
+    data = src.data if isinstance(src.data, dict) else {}
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    refine = defaults.get("refine") if isinstance(defaults.get("refine"), dict) else None
+    if refine is None:
+        return []
+    scale = refine.get("scale", 2.0)
+    sizes = [defaults.get("size", [1024, 1024])]
+    sizes += [s.get("size") for s in data.get("scenes", []) if isinstance(s, dict) and s.get("size")]
+    worst = 0
+    for size in sizes:
+        if isinstance(size, list) and len(size) == 2 and all(isinstance(v, (int, float)) for v in size):
+            worst = max(worst, size[0] * size[1])
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or worst * scale * scale <= MAX_PIXELS:
+        return []
+    return [src.diag(("defaults", "refine", "scale"),
+                     f"refines panels to about {worst * scale * scale / 1e6:.0f} megapixels, over the "
+                     f"{MAX_PIXELS / 1e6:g}-megapixel budget of `kolorsc score` and `bundle verify`",
+                     "lower refine.scale or the panel size")]
+
+
+def file_name_problems(src: Source) -> list[Diagnostic]:
+    """The bundle's file name `{team}-可图Kolors训练-{id}.zip` must fit in NAME_MAX bytes with
+    room for kolorsc's temporary name: file systems count bytes (an emoji is 4, a CJK
+    character 3), the schema's maxLength counts characters."""
+    data = src.data if isinstance(src.data, dict) else {}
+    team, story_id = data.get("team"), data.get("id")
+    if not isinstance(team, str) or not isinstance(story_id, str):
+        return []
+    name = f"{team}{BUNDLE_SUFFIX}{story_id}.zip"
+    size = len(name.encode("utf-8", errors="surrogatepass"))
+    limit = NAME_MAX - TEMP_NAME_EXTRA
+    if size <= limit:
+        return []
+    room = limit - (size - len(team.encode("utf-8", errors="surrogatepass")))
+    return [src.diag(("team",), f"makes the bundle's file name {size} bytes long; file names may have {limit} "
+                                f"(team may use {max(room, 0)} bytes with this id)",
+                     "shorten team: in UTF-8 an emoji takes 4 bytes, a CJK character 3")]
 
 
 def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:

@@ -124,7 +124,7 @@ def format_path(path: Path_) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _NAME.match(str(part)):
+        elif _NAME.fullmatch(str(part)):
             out += ("." if out else "") + str(part)
         else:
             out += f"[{quote(part)}]"
