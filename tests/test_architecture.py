@@ -31,6 +31,7 @@ LAYERS = [
     ("kolorsc.fonts", 3),
     ("kolorsc.lora", 3),
     ("kolorsc.prompts", 2),
+    ("kolorsc.consistency", 2),
     ("kolorsc.spec", 1),
     ("kolorsc.errors", 0),
     ("kolorsc.paths", 0),

@@ -31,6 +31,7 @@ from kolorsc.spec.model import (
     Style,
     Training,
 )
+from kolorsc.spec.consistency import Parsed, read_consistency
 from kolorsc.spec.validate import describe, validate
 from kolorsc.spec.yamlsource import Source, SourceError, quote, read_source
 
@@ -71,9 +72,13 @@ def load_story(path: Path, *, name: str | None = None) -> Story:
     if not _touches(diags, ("style",)):
         style, style_diags = _story_style(src, path, root)
         diags += style_diags
+    consistency = None
+    if not any(_touches(diags, (part,)) for part in ("characters", "consistency", "scenes", "defaults")):
+        consistency, consistency_diags = read_consistency(src, path, root, _inside)
+        diags += consistency_diags
     if diags:
         raise SpecError(diags)
-    return _story(src, path.absolute(), root, style)
+    return _story(src, path.absolute(), root, style, consistency)
 
 
 def load_style(path: Path, *, name: str | None = None, root: Path | None = None) -> Style:
@@ -260,7 +265,7 @@ def _size(value) -> tuple[int, int] | None:
     return None if value is None else (int(value[0]), int(value[1]))
 
 
-def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
+def _story(src: Source, path: Path, root: Path, style: Style, consistency: Parsed) -> Story:
     data = src.data
     d = data.get("defaults", {})
     refine = None
@@ -281,7 +286,8 @@ def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
         if isinstance(value, str):
             characters[key] = Character(key=key, look=value)
         else:
-            characters[key] = Character(key=key, look=value["look"], name=value.get("name"))
+            characters[key] = Character(key=key, look=value["look"], name=value.get("name"),
+                                        reference=consistency.references.get(key))
     scenes = []
     for i, s in enumerate(data["scenes"]):
         line, col = src.pos(("scenes", i))
@@ -305,6 +311,7 @@ def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
                 size=_size(s.get("size")),
                 candidates=s.get("candidates"),
                 negative_loc=neg_loc,
+                consistency=consistency.scenes[i],
             )
         )
     return Story(
@@ -320,4 +327,5 @@ def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
         version=data["kolorsc"],
         description=data.get("description", ""),
         threshold=float(data.get("threshold", 6.0)),
+        consistency=consistency.consistency,
     )

@@ -54,6 +54,8 @@ class CallCounter:
         self.unet = 0
         self.text_encoder = 0
         self.vae = 0
+        self.image_encoder = 0  # reference pictures encoded (cache misses only)
+        self.projections = 0  # reference pictures (and the zero picture) through the resampler
 
 
 def denoise(
