@@ -164,3 +164,34 @@ def generated_characters(story: Story) -> list[str]:
     """Characters whose reference is a character sheet, and that some panel uses."""
     used = {r.character for pc in panel_consistency(story) for r in pc.references}
     return [k for k, c in story.characters.items() if c.reference is not None and c.reference.generate and k in used]
+
+
+def render_key_inputs(pc: PanelConsistency, panels: dict[int, Panel], consistency: dict[int, PanelConsistency],
+                      picture_sha256: dict[str, str]) -> dict | None:
+    """What consistency adds to the inputs of panel `pc.index`'s render keys (every
+    candidate), or None when it is off for the panel (the key then stays as without it).
+
+    - references: character, scale and the picture's sha256 (the file's, or the character
+      sheet's PNG) of each reference; a new picture re-renders exactly the panels using it.
+    - sharing: the settings, this panel's rate, and for every identity panel what decides its
+      image (prompt, negative, seed and settings of its first candidate, its references, its
+      rate): a panel that shares attends to those images. Whether a candidate is an identity
+      image follows from its seed and is not an input.
+    `panels`/`consistency` by panel index; `picture_sha256` by character key."""
+    if not pc.on:
+        return None
+    out: dict = {}
+    if pc.references:
+        out["references"] = [{**r.as_dict(), "sha256": picture_sha256[r.character]} for r in pc.references]
+    if pc.sharing is not None:
+        identity = []
+        for i in pc.sharing.identity:
+            member = consistency[i]
+            identity.append({
+                "panel": i,
+                "settings": panels[i].settings(),
+                "references": [{**r.as_dict(), "sha256": picture_sha256[r.character]} for r in member.references],
+                "rate": member.sharing.rate,
+            })
+        out["sharing"] = {**pc.sharing.as_dict(), "identity": identity}
+    return out

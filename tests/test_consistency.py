@@ -128,3 +128,48 @@ def test_sheet_seed_is_stable_when_characters_change(proj):
 def test_unused_sheets_are_not_generated(proj):
     story = story_with(proj)  # adapter off: nobody uses the prince's sheet
     assert generated_characters(story) == []
+
+
+def test_render_key_inputs_only_when_on_and_with_what_decides_the_image(proj):
+    from kolorsc.consistency import render_key_inputs
+    from kolorsc.prompts import compile_story
+
+    plain = story_with(proj)
+    panels = {p.index: p for p in compile_story(plain)}
+    pcs = {pc.index: pc for pc in panel_consistency(plain)}
+    assert all(render_key_inputs(pcs[i], panels, pcs, {}) is None for i in pcs)
+
+    story = story_with(proj, "consistency:\n  ip_adapter: true\n  shared_attention: {identity: 2}\n")
+    panels = {p.index: p for p in compile_story(story)}
+    pcs = {pc.index: pc for pc in panel_consistency(story)}
+    sha = {"girl": "g" * 64, "prince": "p" * 64}
+    five = render_key_inputs(pcs[5], panels, pcs, sha)
+    assert five["references"] == [{"character": "girl", "scale": 0.5, "generate": False, "sha256": "g" * 64},
+                                  {"character": "prince", "scale": 0.5, "generate": True, "sha256": "p" * 64}]
+    assert [m["panel"] for m in five["sharing"]["identity"]] == [1, 2]
+    assert five["sharing"]["identity"][0]["settings"] == panels[1].settings()
+    assert five["sharing"]["identity"][1]["references"][0]["sha256"] == "g" * 64
+    # a new prince picture changes the keys of the prince's panels only (the identity panels show the girl)
+    moved = {**sha, "prince": "q" * 64}
+    changed = [i for i in pcs if render_key_inputs(pcs[i], panels, pcs, sha) != render_key_inputs(pcs[i], panels, pcs, moved)]
+    assert changed == [4, 5, 6]
+
+
+def test_render_jobs_carry_pictures_and_identity_images(proj):
+    import hashlib
+
+    from kolorsc.engines.jobs import render_jobs
+    from kolorsc.prompts import compile_story
+
+    story = story_with(proj, "consistency:\n  ip_adapter: {scale: 0.4}\n  shared_attention: {identity: 2, group: 3}\n")
+    panels = compile_story(story)
+    pictures = {"girl": b"girl-png", "prince": b"prince-png"}
+    jobs = render_jobs(panels, panel_consistency(story), pictures)
+    assert sorted(jobs) == [(p.index, p.seed) for p in panels]
+    five = jobs[(5, panels[4].seed)]
+    assert [(r.character, r.scale, r.sha256) for r in five.references] == [
+        ("girl", 0.4, hashlib.sha256(b"girl-png").hexdigest()), ("prince", 0.4, hashlib.sha256(b"prince-png").hexdigest())]
+    assert [(m.panel.index, m.seed) for m in five.shared.identity] == [(1, panels[0].seed), (2, panels[1].seed)]
+    assert five.shared.group == 3 and five.shared.identity[0].references[0].image == b"girl-png"
+    off = render_jobs(panels, panel_consistency(story_with(proj)), pictures)
+    assert all(not j.consistent for j in off.values())
