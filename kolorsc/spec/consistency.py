@@ -179,7 +179,8 @@ def _unknown_characters(src, path, scales: dict, names: list[str]) -> list[Diagn
 
 
 def _ip_needs_references(src, parsed: Parsed) -> list[Diagnostic]:
-    if parsed.references:
+    declared = any(isinstance(c, dict) and "reference" in c for c in src.data.get("characters", {}).values())
+    if declared:  # a reference that failed its own check has said so already
         return []
     out = []
     if parsed.consistency.ip_adapter is not None:
