@@ -429,3 +429,77 @@ def test_shared_and_references_together(engine):
     assert len(out) == 3
     alone = render(engine, [jobs[2]])
     assert np.array_equal(alone[(3, 3)], out[(3, 3)])
+
+
+# -- `kolorsc models pull|verify ip-adapter` ---------------------------------------------------
+
+
+def test_ip_adapter_model_is_pulled_and_verified_like_the_others(models_dir, tmp_path):
+    import shutil
+
+    from kolorsc import models
+
+    assert models.verify(["ip-adapter"], models_dir).ok
+    calls = []
+
+    def download(repo, files, dest):  # stands in for modelscope's snapshot_download
+        calls.append((repo, sorted(files)))
+        for rel in files:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(models_dir / repo / rel, dest / rel)
+
+    dest = tmp_path / "models"
+    [folder] = models.pull(["ip-adapter"], dest, download=download)
+    assert calls == [("Kwai-Kolors/Kolors-IP-Adapter-Plus",
+                      ["image_encoder/config.json", "image_encoder/pytorch_model.bin", "ip_adapter_plus_general.bin"])]
+    assert folder == dest / IP_REPO and models.verify(["ip-adapter"], dest).ok
+    adapter = folder / "ip_adapter_plus_general.bin"
+    adapter.write_bytes(adapter.read_bytes()[:1000])
+    [problem] = models.verify(["ip-adapter"], dest).problems()
+    assert "ip_adapter_plus_general.bin" in problem and "zip" in problem
+
+
+# -- from a story file to images ---------------------------------------------------------------
+
+
+def test_story_to_images_a_new_picture_re_renders_exactly_its_characters_panels(models_dir, tmp_path):
+    """A story with two characters' pictures and the adapter on, through the story format,
+    the per-panel resolution, the render keys' consistency inputs, the jobs and the engine."""
+    from dataclasses import replace
+
+    from _spec_fixtures import edit, make_project, story_text, write_story
+
+    from kolorsc.consistency import panel_consistency, render_key_inputs
+    from kolorsc.engines.jobs import render_jobs
+    from kolorsc.prompts import compile_story
+    from kolorsc.spec import load_story
+
+    proj = make_project(tmp_path)
+    (proj / "stories" / "girl.png").write_bytes(GIRL)
+    (proj / "stories" / "prince.png").write_bytes(PRINCE)
+    text = edit(story_text(), "    look: 一个黑色长发少女，红色长裙\n", "    look: 一个黑色长发少女，红色长裙\n    reference: girl.png\n")
+    text = edit(text, "    look: 一个英俊少年，白色长袍\n", "    look: 一个英俊少年，白色长袍\n    reference: prince.png\n")
+    text = edit(text, "defaults:\n", "consistency:\n  ip_adapter: {scale: 0.7}\ndefaults:\n")
+    path = write_story(proj, text)
+
+    def build(story):
+        panels = [replace(p, width=64, height=64, steps=1) for p in compile_story(story)]
+        pcs = panel_consistency(story)
+        pictures = {k: c.reference.path.read_bytes() for k, c in story.characters.items()}
+        shas = {k: hashlib.sha256(v).hexdigest() for k, v in pictures.items()}
+        by_index, by_pc = {p.index: p for p in panels}, {pc.index: pc for pc in pcs}
+        keys = {i: render_key_inputs(by_pc[i], by_index, by_pc, shas) for i in by_index}
+        jobs = render_jobs(panels, pcs, pictures)
+        return keys, jobs
+
+    engine = make_story_engine(models_dir, tmp_path / "cache")
+    keys, jobs = build(load_story(path))
+    before = {k[0]: im for k, im in render(engine, list(jobs.values())).items()}
+    (proj / "stories" / "prince.png").write_bytes(picture((250, 250, 40), pattern=3))
+    keys2, jobs2 = build(load_story(path))
+    changed = sorted(i for i in keys if keys[i] != keys2[i])
+    assert changed == [4, 5, 6]  # the scenes whose prompt names the prince
+    rerendered = {k[0]: im for k, im in render(engine, [j for (i, _), j in jobs2.items() if i in changed]).items()}
+    assert all(not np.array_equal(before[i], rerendered[i]) for i in changed)
+    unchanged = {k[0]: im for k, im in render(engine, [j for (i, _), j in jobs2.items() if i not in changed]).items()}
+    assert all(np.array_equal(before[i], unchanged[i]) for i in unchanged)

@@ -32,6 +32,7 @@ can use its memory-efficient kernels.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -56,12 +57,17 @@ class ShareLayout:
 def token_sample(n_tokens: int, rate: float, member: tuple[int, int], step: int):
     """Sorted indices of the tokens of identity image `member` seen at `rate` in `step`:
     the first round(rate * n) of a permutation seeded by (member, step, n). Nested across
-    rates (a lower rate sees a subset of what a higher one sees)."""
+    rates (a lower rate sees a subset of what a higher one sees); the same in every layer of
+    one resolution within a step, as StoryDiffusion's indices are."""
+    return _permutation(n_tokens, member, step)[: round(rate * n_tokens)].sort().values
+
+
+@functools.lru_cache(maxsize=256)
+def _permutation(n_tokens: int, member: tuple[int, int], step: int):
     import torch
 
     seed = int.from_bytes(hashlib.sha256(f"{member[0]}/{member[1]}/{step}/{n_tokens}".encode()).digest()[:8], "little")
-    perm = torch.randperm(n_tokens, generator=torch.Generator("cpu").manual_seed(seed))
-    return perm[: round(rate * n_tokens)].sort().values
+    return torch.randperm(n_tokens, generator=torch.Generator("cpu").manual_seed(seed))
 
 
 def shared_self_attention(attn, hidden_states, layout: ShareLayout):
