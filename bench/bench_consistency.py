@@ -247,14 +247,19 @@ def side_kolorsc(args, out: Path) -> dict:
 
 
 def side_diffusers(args, out: Path) -> dict:
+    import io
+
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, KolorsPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        KolorsPipeline,
+        UNet2DConditionModel,
+    )
     from PIL import Image
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
     from kolorsc.engines.kolors import sampling
-
-    import io
 
     folder = models_dir(args.root) / KOLORS
     ip = models_dir(args.root) / IP
@@ -276,10 +281,10 @@ def side_diffusers(args, out: Path) -> dict:
         pipe.load_ip_adapter([str(ip)] * len(scales), subfolder=[""] * len(scales),
                              weight_name=["ip_adapter_plus_general.bin"] * len(scales), image_encoder_folder=None)
         pipe.set_ip_adapter_scale(scales)
-        common = dict(prompt_embeds=emb["prompt"][0], pooled_prompt_embeds=emb["prompt"][1],
-                      negative_prompt_embeds=emb["negative"][0], negative_pooled_prompt_embeds=emb["negative"][1],
-                      ip_adapter_image=[pics[i] for i in range(len(scales))], height=args.size, width=args.size,
-                      timesteps=timesteps, guidance_scale=4.0, latents=noise.clone())
+        common = {"prompt_embeds": emb["prompt"][0], "pooled_prompt_embeds": emb["prompt"][1],
+                  "negative_prompt_embeds": emb["negative"][0], "negative_pooled_prompt_embeds": emb["negative"][1],
+                  "ip_adapter_image": [pics[i] for i in range(len(scales))], "height": args.size, "width": args.size,
+                  "timesteps": timesteps, "guidance_scale": 4.0, "latents": noise.clone()}
         t0 = time.perf_counter()
         latents = pipe(**common, output_type="latent").images
         result[name] = time.perf_counter() - t0
@@ -290,6 +295,11 @@ def side_diffusers(args, out: Path) -> dict:
 
         Image.fromarray(((array / 2 + 0.5).clip(0, 1) * 255).astype(np.uint8)).save(out / f"diffusers-{name}.png")
         pipe.unload_ip_adapter()
+        # diffusers 0.35.2: unloading leaves `text_encoder_hid_proj = None` behind, and the next
+        # load_ip_adapter then drops Kolors' text projection (it only saves it when the attribute
+        # is absent). Remove the leftover so a second load keeps it.
+        if getattr(unet, "text_encoder_hid_proj", "absent") is None:
+            del unet.text_encoder_hid_proj
     return result
 
 

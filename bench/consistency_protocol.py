@@ -158,7 +158,7 @@ def table(rows: list[dict]) -> str:
     for variant in VARIANTS:
         done = [r for r in rows if r["variant"] == variant and "error" not in r]
 
-        def mean(key):
+        def mean(key, done=done):
             vals = [r[key] for r in done if r.get(key) is not None]
             return sum(vals) / len(vals) if vals else None
 

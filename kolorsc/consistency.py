@@ -150,7 +150,7 @@ def character_sheet_panel(story: Story, key: str) -> Panel:
     return Panel(
         index=SHEET_INDEX,
         caption=character.name or key,
-        prompt=normalise("\n".join([story.style.trigger, character.look, pose])),
+        prompt=normalise(f"{story.style.trigger}\n{character.look}\n{pose}"),
         negative=merge_negatives(story.style.negative, d.negative),
         seed=sheet_seed(story, key),
         steps=d.steps,

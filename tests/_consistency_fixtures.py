@@ -24,7 +24,12 @@ import io
 from pathlib import Path
 
 import torch
-from _kolors_fixtures import TEXT_DIM, StandInLoader, TinyKolorsUNet, write_kolors_layout
+from _kolors_fixtures import (
+    TEXT_DIM,
+    StandInLoader,
+    TinyKolorsUNet,
+    write_kolors_layout,
+)
 
 IP_REPO = "Kwai-Kolors/Kolors-IP-Adapter-Plus"
 CH = 32  # the tiny UNet's width = its cross-attention width
@@ -36,7 +41,13 @@ class TinyStoryUNet(torch.nn.Module):
     forward = TinyKolorsUNet.forward
 
     def __init__(self):
-        from diffsynth.models.sd_unet import AttentionBlock, PopBlock, PushBlock, ResnetBlock, Timesteps
+        from diffsynth.models.sd_unet import (
+            AttentionBlock,
+            PopBlock,
+            PushBlock,
+            ResnetBlock,
+            Timesteps,
+        )
 
         super().__init__()
         temb, groups = 64, 8

@@ -4,8 +4,8 @@ scale of each reference per panel, who shares attention with whom, the character
 from __future__ import annotations
 
 import pytest
-
 from _spec_fixtures import edit, make_project, story_text, write_story
+
 from kolorsc.consistency import (
     SHEET_INDEX,
     ReferenceUse,

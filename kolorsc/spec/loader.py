@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from kolorsc.errors import Diagnostic, SpecError
+from kolorsc.spec.consistency import Parsed, read_consistency
 from kolorsc.spec.model import (
     BASE_MODEL,
     Character,
@@ -31,7 +32,6 @@ from kolorsc.spec.model import (
     Style,
     Training,
 )
-from kolorsc.spec.consistency import Parsed, read_consistency
 from kolorsc.spec.validate import describe, validate
 from kolorsc.spec.yamlsource import Source, SourceError, quote, read_source
 

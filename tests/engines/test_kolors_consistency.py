@@ -17,7 +17,6 @@ import torch
 from _consistency_fixtures import (
     CROSS_ORDER,
     IP_REPO,
-    StoryLoader,
     TinyStoryUNet,
     adapter_state,
     make_story_engine,
@@ -172,7 +171,10 @@ def test_consistency_identity_follows_the_adapter_files(models_dir, tmp_path, en
 
 def test_adapter_layers_follow_the_checkpoint_order(models_dir):
     from kolorsc.engines.kolors.ipadapter import load_adapter
-    from kolorsc.engines.kolors.unet_parts import attention_blocks, cross_attention_order
+    from kolorsc.engines.kolors.unet_parts import (
+        attention_blocks,
+        cross_attention_order,
+    )
 
     unet = TinyStoryUNet()
     assert [(b.block_id, b.part, b.layers) for b in attention_blocks(unet)] == [(1, "down", 1), (4, "mid", 1), (7, "up", 2)]
@@ -243,8 +245,9 @@ def test_image_encoder_reads_the_release_layout_and_uses_the_penultimate_layer(m
     assert enc.processor.crop_size == {"height": 28, "width": 28}
     hidden = encode_picture(enc, GIRL)
     full = CLIPModel.from_pretrained(str(folder)).eval()
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     pixels_ = enc.processor(images=Image.open(io.BytesIO(GIRL)).convert("RGB"), return_tensors="pt").pixel_values
     with torch.no_grad():
@@ -317,7 +320,11 @@ def test_several_pictures_written_out():
 def test_shared_attention_hook_matches_a_written_out_computation():
     from diffsynth.models.attention import Attention
 
-    from kolorsc.engines.kolors.shared_attention import ShareLayout, installed, token_sample
+    from kolorsc.engines.kolors.shared_attention import (
+        ShareLayout,
+        installed,
+        token_sample,
+    )
 
     g = torch.Generator().manual_seed(3)
     attn = Attention(q_dim=16, num_heads=2, head_dim=8, bias_out=True)

@@ -8,7 +8,12 @@ import math
 import pytest
 
 from kolorsc.results import CharacterScore
-from kolorsc.scoring import CandidateScore, candidate_consistency, character_scores, select_best
+from kolorsc.scoring import (
+    CandidateScore,
+    candidate_consistency,
+    character_scores,
+    select_best,
+)
 
 X = [1.0, 0.0, 0.0]
 Y = [0.0, 1.0, 0.0]
@@ -52,9 +57,9 @@ def test_best_of_n_prefers_character_consistency_among_tied_candidates():
 
 def test_reference_embedding_uses_the_aesthetic_models_embeddings(tmp_path):
     pytest.importorskip("aesthetics_predictor")
+    from _scoring_fixtures import make_aesthetic_model
     from PIL import Image
 
-    from _scoring_fixtures import make_aesthetic_model
     from kolorsc.scoring import load_scorers, reference_embedding
 
     make_aesthetic_model(tmp_path)

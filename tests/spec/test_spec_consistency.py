@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from _spec_fixtures import edit, make_project, story_text, write_story
+
 from kolorsc.errors import SpecError
 from kolorsc.spec import check_paths, load_story
 from kolorsc.spec.model import DEFAULT_SHEET_POSE, SharedAttention

@@ -124,8 +124,8 @@ def denoise_batch(
             sample = torch.cat([latents, latents]) if guided else latents
             if layout is not None:
                 layout.step = i
-            kwargs = dict(sample=sample, timestep=timestep, encoder_hidden_states=emb.sequence, add_time_id=add_time_id,
-                          add_text_embeds=emb.pooled)
+            kwargs = {"sample": sample, "timestep": timestep, "encoder_hidden_states": emb.sequence,
+                      "add_time_id": add_time_id, "add_text_embeds": emb.pooled}
             out = unet(**kwargs) if ip_kwargs is None else unet_forward(unet, ipadapter_kwargs_list=ip_kwargs, **kwargs)
             if counter is not None:
                 counter.unet += 1

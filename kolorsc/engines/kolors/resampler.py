@@ -38,7 +38,7 @@ class ResamplerShape:
     ff_mult: int
 
     @classmethod
-    def of(cls, state: dict) -> "ResamplerShape":
+    def of(cls, state: dict) -> ResamplerShape:
         """Sizes from an "image_proj" state dict; KeyError/ValueError when it is not a Plus resampler."""
         latents = state["latents"]
         inner = state["layers.0.0.to_q.weight"].shape[0]

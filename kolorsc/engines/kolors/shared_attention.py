@@ -76,7 +76,7 @@ def shared_self_attention(attn, hidden_states, layout: ShareLayout):
     of the identity images', scaled dot-product attention, output projection."""
     import torch
 
-    batch, n_tokens, _ = hidden_states.shape
+    n_tokens = hidden_states.shape[1]
     heads, head_dim = attn.num_heads, attn.head_dim
     q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
     out = torch.empty_like(q)
@@ -98,9 +98,10 @@ def shared_self_attention(attn, hidden_states, layout: ShareLayout):
                 keys.append(torch.cat(ks))
                 values.append(torch.cat(vs))
             rows = [offset + i for i in images]
+            count = len(images)
 
-            def split(t):
-                return t.view(len(images), -1, heads, head_dim).transpose(1, 2)
+            def split(t, count=count):
+                return t.view(count, -1, heads, head_dim).transpose(1, 2)
 
             attended = torch.nn.functional.scaled_dot_product_attention(
                 split(q[rows]), split(torch.stack(keys)), split(torch.stack(values)))
