@@ -399,6 +399,17 @@ def test_shared_render_yields_every_job_once_and_a_panel_alone_equals_its_full_b
     assert not np.array_equal(unshared[(4, 4)], by_index[4])  # sharing changed it
 
 
+def test_panels_with_and_without_guidance_share_one_batch(engine):
+    from kolorsc.engines.kolors.batch import plan_batches
+
+    panels = [make_panel(index=i, prompt=f"一只猫{i}", seed=i, steps=2, cfg=1.0 if i == 3 else 4.0) for i in range(1, 5)]
+    jobs = shared_jobs(panels, group=4)
+    assert len(plan_batches(jobs)) == 1  # one identity, one batch: guidance on for all, cfg 1 is uncond + 1 * (cond - uncond)
+    full = render(engine, jobs)
+    assert sorted(full) == [(1, 1), (2, 2), (3, 3), (4, 4)]
+    assert np.array_equal(render(engine, [jobs[2]])[(3, 3)], full[(3, 3)])
+
+
 def test_sharing_off_leaves_the_images_of_today(models_dir, tmp_path):
     panels = [make_panel(index=i, prompt=f"一只猫{i}", seed=i, steps=2) for i in range(1, 4)]
     before = render(make_story_engine(models_dir, tmp_path / "a"), [RenderJob(p, p.seed) for p in panels])

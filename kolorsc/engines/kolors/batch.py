@@ -3,8 +3,8 @@ a batch of images that may carry reference pictures (IP-Adapter) and share atten
 
 Jobs without references or sharing never come here: they render exactly as before
 (sampling.denoise). A job with references only is a batch of one. Jobs that share attention
-are grouped by their identity images and settings (and steps, size, guidance on/off, which
-one denoising loop needs in common); each batch holds the identity images first, then up to
+are grouped by their identity images and settings (and steps and size, which one denoising
+loop needs in common); each batch holds the identity images first, then up to
 `group - identity` other jobs. A batch is always padded to that full shape (the last job
 repeated, its copy discarded): every image's numbers then come from the same kernels
 whichever panels happen to be rebuilt together, so a panel is the same image in a full
@@ -55,7 +55,7 @@ def plan_batches(jobs: Sequence[RenderJob]) -> list[Batch]:
             out.append(Batch([Item(job.panel, job.seed, job.references, 0.0, job)], 0))
             continue
         p = job.panel
-        key = (job.shared.batch_key(), p.steps, p.width, p.height, p.cfg != 1.0)
+        key = (job.shared.batch_key(), p.steps, p.width, p.height)
         groups.setdefault(key, []).append(job)
     for members in groups.values():
         out += _shared_batches(members)
@@ -98,10 +98,11 @@ def denoise_batch(
     on_step: Callable[[int, int], None] | None = None,
     counter: CallCounter | None = None,
 ):
-    """sampling.denoise for n images at once: latents [n, 4, h, w], one Guidance each (all
-    guided, or none). With `ip_kwargs` the UNet runs through ipadapter.unet_forward; with a
-    ShareLayout its `step` is set before every call (the hooks read it). For one image with
-    neither, the same operations as sampling.denoise, in the same order."""
+    """sampling.denoise for n images at once: latents [n, 4, h, w], one Guidance each. The
+    batch runs guided when any image is (an image with cfg 1 then gets uncond + 1 * (cond -
+    uncond)). With `ip_kwargs` the UNet runs through ipadapter.unet_forward; with a ShareLayout
+    its `step` is set before every call (the hooks read it). For one image with neither, the
+    same operations as sampling.denoise, in the same order."""
     import torch
 
     from kolorsc.engines.kolors.ipadapter import unet_forward
@@ -111,7 +112,7 @@ def denoise_batch(
     if denoising_strength < 1.0:
         latents = scheduler.add_noise(latents, start_noise, timestep=scheduler.timesteps[0])
 
-    guided = guidances[0].cfg != 1.0
+    guided = any(g.cfg != 1.0 for g in guidances)
     emb = _stack([g.positive for g in guidances] + ([g.negative for g in guidances] if guided else []), device, dtype)
     n = len(guidances)
     height, width = latents.shape[2] * 8, latents.shape[3] * 8

@@ -103,7 +103,7 @@ class ConsistencyParts:
         items = batch.items
         guidances = [sampling.Guidance(embeddings[it.panel.prompt], embeddings[it.panel.negative], float(it.panel.cfg))
                      for it in items]
-        guided = guidances[0].cfg != 1.0
+        guided = any(g.cfg != 1.0 for g in guidances)  # as batch.denoise_batch decides
         height, width = sampling.round_size(items[0].panel.height), sampling.round_size(items[0].panel.width)
         noise = torch.cat([sampling.make_noise(it.seed, height, width, self.device, self.dtype) for it in items])
         ip_kwargs = self._ip_kwargs([it.references for it in items], guided)
@@ -129,7 +129,7 @@ class ConsistencyParts:
             steps = (batch.steps if first else 0) + self._refine_steps(it.panel)
             first = False
             if it.panel.refine is not None:
-                single = self._ip_kwargs([it.references], guided)
+                single = self._ip_kwargs([it.references], guidances[i].cfg != 1.0)
                 image = self._refine(it.job, image, guidances[i], on_step, single)
             yield it.job, image, steps
 
