@@ -3,6 +3,7 @@
     python bench/bench_consistency.py write   --root /work/bench-models   # ~14 GB of files, once
     python bench/bench_consistency.py compare --root /work/bench-models   # kolorsc vs diffusers' KolorsPipeline
     python bench/bench_consistency.py cost    --root /work/bench-models   # adapter cost per panel, encoder calls
+    python bench/bench_consistency.py unetcost --root /work/bench-models  # one UNet pass with/without pictures
     python bench/bench_consistency.py memory  --root /work/bench-models   # shared attention: memory per panel
 
 `write` puts, under `<root>/models-ip/`, the Kolors UNet and VAE (random, diffusers' own init
@@ -411,6 +412,58 @@ def cmd_cost(args) -> None:
     print(json.dumps(results, indent=2))
 
 
+def cmd_unetcost(args) -> None:
+    """One UNet pass (batch 2: cond + uncond), repeated and interleaved: plain (today's call),
+    through the adapter path with no picture term (lets_dance_xl + kwargs at scale 0), with one
+    picture and with two. Single-threaded and timed by the thread's CPU clock, so neighbours on
+    the machine disturb it least; median and minimum of --repeats passes each."""
+    import statistics
+
+    import torch
+
+    from kolorsc.engines.base import RenderJob
+    from kolorsc.engines.kolors import ipadapter
+
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    engine = kolorsc_engine(args.root, out / "unetcost-cache")
+    refs = references([0.5, 0.5])
+    list(engine.render([RenderJob(panel(size=args.size, steps=1), 7, refs)], None))  # load, encode, project
+    unet, layers = engine.unet, engine._adapter_layers
+    g = torch.Generator().manual_seed(0)
+    latent = args.size // 8
+    sample = torch.randn(2, 4, latent, latent, generator=g)
+    emb = prompt_embeddings()
+    kwargs = {"sample": sample, "timestep": torch.tensor([500.0]),
+              "encoder_hidden_states": torch.cat([emb["prompt"][0], emb["negative"][0]]),
+              "add_time_id": torch.tensor([args.size, args.size, 0, 0, args.size, args.size]).repeat(2),
+              "add_text_embeds": torch.cat([emb["prompt"][1], emb["negative"][1]])}
+
+    def ip(scales):
+        cond = [[ipadapter.Slot(engine._picture_kv[r.sha256], s) for r, s in zip(refs, scales)]]
+        return ipadapter.ipadapter_kwargs_list(layers, cond, engine._picture_kv[ipadapter.ZEROS], True, torch.float32)
+
+    cases = {"plain": None, "path_scale_0": ip([0.0]), "one": ip([0.5]), "two": ip([0.5, 0.5])}
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    with torch.no_grad(), ipadapter.installed(unet, layers):
+        for _ in range(args.repeats):
+            for name, ipk in cases.items():
+                t0 = time.thread_time()
+                if ipk is None:
+                    unet(**kwargs)
+                else:
+                    ipadapter.unet_forward(unet, ipadapter_kwargs_list=ipk, **kwargs)
+                times[name].append(time.thread_time() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    best = {k: min(v) for k, v in times.items()}
+    result = {"size": args.size, "repeats": args.repeats, "cpu_s": times, "median_s": med, "min_s": best,
+              "overhead_median": {k: med[k] / med["plain"] - 1 for k in cases if k != "plain"},
+              "overhead_min": {k: best[k] / best["plain"] - 1 for k in cases if k != "plain"},
+              "flops": ip_flops(args.size)}
+    (out / "unetcost.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
 def ip_flops(size: int) -> dict:
     """Multiply-adds counted from the shapes: the extra IP-Adapter attention per UNet pass
     (q against 16 picture tokens, then their values, in each of the 70 cross-attention layers,
@@ -426,6 +479,81 @@ def ip_flops(size: int) -> dict:
 
 
 # -- memory ----------------------------------------------------------------------------------
+
+
+def cmd_activations(args) -> None:
+    """Peak memory of one denoising step and of one decode at full size, fp16, counted by
+    PyTorch's MemTracker on fake tensors (the real modules and shapes, no storage, no compute:
+    it runs on any machine in a minute or two). Steps: plain panel; a shared-attention batch of
+    n panels (the hook, identity 2 or 1); the IP-Adapter path with two pictures per panel.
+    Attention is SDPA's memory-efficient kernel here as on a GPU (no N x N matrix)."""
+    import torch
+    from diffsynth.models.sdxl_unet import SDXLUNet
+    from diffsynth.models.sdxl_vae_decoder import SDXLVAEDecoder
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    from kolorsc.engines.kolors import ipadapter, shared_attention
+    from kolorsc.engines.kolors.unet_parts import cross_attention_order, self_attention_layers
+
+    size, lat, dtype = args.size, args.size // 8, torch.float16
+    shared_attention.token_sample = lambda n, rate, member, step: torch.arange(round(rate * n))  # shapes only
+    gib = 2**30
+    out: dict = {"size": size, "dtype": "float16"}
+    with FakeTensorMode():
+        torch.set_default_dtype(dtype)
+        unet, decoder = SDXLUNet(is_kolors=True), SDXLVAEDecoder()
+        torch.set_default_dtype(torch.float32)
+        layers = cross_attention_order(unet)
+
+        def peak(fn, *modules) -> dict:
+            tracker = MemTracker()
+            tracker.track_external(*modules)
+            with tracker, torch.no_grad():
+                fn()
+            snap = tracker.get_tracker_snapshot("peak")
+            cpu = next(iter(snap.values()))
+            return {str(getattr(k, "value", k)).lower(): v / gib for k, v in cpu.items()}
+
+        def step(n, share=False, pictures=0):
+            batch = 2 * n
+
+            def run():
+                kw = {"sample": torch.randn(batch, 4, lat, lat, dtype=dtype), "timestep": torch.tensor([500.0]),
+                      "encoder_hidden_states": torch.randn(batch, 256, 4096, dtype=dtype),
+                      "add_time_id": torch.tensor([size, size, 0, 0, size, size]).repeat(batch),
+                      "add_text_embeds": torch.randn(batch, 4096, dtype=dtype)}
+                import contextlib
+
+                with contextlib.ExitStack() as stack:
+                    if share:
+                        identity = min(2, n - 1)
+                        layout = shared_attention.ShareLayout(identity, [0.5] * n, [(i, i) for i in range(identity)], True, 0)
+                        layout.step = 1
+                        stack.enter_context(shared_attention.installed(self_attention_layers(unet, "up"), layout))
+                    if pictures:
+                        kv = [(torch.randn(1, 16, unet.blocks[b].transformer_blocks[t].attn2.to_k.out_features, dtype=dtype),) * 2
+                              for b, t in layers]
+                        cond = [[ipadapter.Slot(kv, 0.5)] * pictures for _ in range(n)]
+                        ipk = ipadapter.ipadapter_kwargs_list(layers, cond, kv, True, dtype)
+                        stack.enter_context(ipadapter.installed(unet, layers))
+                        ipadapter.unet_forward(unet, ipadapter_kwargs_list=ipk, **kw)
+                    else:
+                        unet(**kw)
+            return peak(run, unet)
+
+        out["unet_params_gib"] = step(1)["parameter"]
+        out["step_activations_gib"] = {
+            "plain_1": step(1)["activation"],
+            "ip_two_pictures_1": step(1, pictures=2)["activation"],
+            **{f"shared_{n}": step(n, share=True)["activation"] for n in (2, 3, 4, 6, 8)},
+        }
+        dec = peak(lambda: decoder(torch.randn(1, 4, lat, lat, dtype=dtype)), decoder)
+        out["vae_decoder_params_gib"], out["decode_activations_gib_fp16"] = dec["parameter"], dec["activation"]
+    acts = out["step_activations_gib"]
+    out["per_shared_panel_gib"] = (acts["shared_8"] - acts["shared_4"]) / 4
+    (Path(args.out) / "activations.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
 
 
 def cmd_memory_side(args) -> None:
@@ -515,7 +643,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pydeps", default="/work/bench-models/pydeps", help="sys.path entry holding diffusers")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("write", "compare", "side", "cost", "memory", "memory-side"):
+    for name in ("write", "compare", "side", "cost", "unetcost", "activations", "memory", "memory-side"):
         p = sub.add_parser(name)
         p.add_argument("--root", type=Path, default=Path("/work/bench-models"))
         p.add_argument("--out", default="/work/bench-models/consistency-run")
@@ -526,7 +654,7 @@ def main(argv=None) -> None:
             p.add_argument("--sides", default="kolorsc,diffusers")
         if name == "side":
             p.add_argument("--which", required=True)
-        if name == "cost":
+        if name in ("cost", "unetcost"):
             p.add_argument("--repeats", type=int, default=2)
         if name == "memory":
             p.add_argument("--panels", default="1,2,4")
@@ -535,8 +663,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     sys.path.insert(0, args.pydeps)
     t0 = time.perf_counter()
-    {"write": cmd_write, "compare": cmd_compare, "side": cmd_side, "cost": cmd_cost, "memory": cmd_memory,
-     "memory-side": cmd_memory_side}[args.cmd](args)
+    {"write": cmd_write, "compare": cmd_compare, "side": cmd_side, "cost": cmd_cost, "unetcost": cmd_unetcost,
+     "activations": cmd_activations, "memory": cmd_memory, "memory-side": cmd_memory_side}[args.cmd](args)
     print(f"{args.cmd}: {time.perf_counter() - t0:.1f}s, peak RSS {peak_rss_gb():.2f} GB", flush=True)
 
 

@@ -54,7 +54,7 @@ class SharedAttention:
     batch the jobs that carry equal `identity` and settings, `group` images per batch."""
 
     identity: tuple[SharedMember, ...]
-    group: int = 4
+    group: int = 8
     rate: float = 0.5
     layers: str = "up"  # "up", "up+mid", "all"
     from_step: int = 1

@@ -144,7 +144,7 @@ def _shared(value) -> SharedAttention | None:
     identity = value.get("identity", 2)
     return SharedAttention(
         identity=tuple(identity) if isinstance(identity, list) else identity,
-        group=value.get("group", 4),
+        group=value.get("group", 8),
         rate=float(value.get("rate", 0.5)),
         layers=value.get("layers", "up"),
         from_step=value.get("from_step", 1),

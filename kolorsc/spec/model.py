@@ -60,7 +60,7 @@ class SharedAttention:
     """StoryDiffusion-style shared self-attention (defaults and reasons: kolorsc/spec/README.md)."""
 
     identity: int | tuple[int, ...] = 2  # a count (the first N sharing scenes) or scene numbers 1..8
-    group: int = 4  # images per batch, identity panels included
+    group: int = 8  # images per batch, identity panels included: a whole story
     rate: float = 0.5  # fraction of each identity panel's tokens attended to
     layers: str = "up"  # "up", "up+mid" or "all"
     from_step: int = 1  # first denoising step that shares (0-based)

@@ -88,7 +88,7 @@ characters:
 
 # consistency:                    # both off unless set; see README "Character consistency"
 #   ip_adapter: {{scale: 0.5}}      # reference pictures through Kolors-IP-Adapter-Plus (`kolorsc models pull ip-adapter`)
-#   shared_attention: {{identity: 2, group: 4}}   # panels rendered together, self-attention shared (StoryDiffusion)
+#   shared_attention: {{identity: 2}}   # panels rendered together, self-attention shared (StoryDiffusion)
 
 defaults:
   negative: 丑陋，变形，嘈杂，模糊，低对比度
