@@ -195,3 +195,13 @@ def render_key_inputs(pc: PanelConsistency, panels: dict[int, Panel], consistenc
             })
         out["sharing"] = {**pc.sharing.as_dict(), "identity": identity}
     return out
+
+
+def pictures_used(pc: PanelConsistency, consistency: dict[int, PanelConsistency]) -> list[str]:
+    """Characters whose reference picture decides this panel's images: its own references and,
+    when it shares attention, the identity panels' (their images are in its batch). Empty:
+    the adapter is not involved (its files stay out of the key). In story order of first use."""
+    keys = [r.character for r in pc.references]
+    if pc.sharing is not None:
+        keys += [r.character for i in pc.sharing.identity for r in consistency[i].references]
+    return list(dict.fromkeys(keys))

@@ -173,3 +173,15 @@ def test_render_jobs_carry_pictures_and_identity_images(proj):
     assert five.shared.group == 3 and five.shared.identity[0].references[0].image == b"girl-png"
     off = render_jobs(panels, panel_consistency(story_with(proj)), pictures)
     assert all(not j.consistent for j in off.values())
+
+
+def test_pictures_used_include_the_identity_panels(proj):
+    from kolorsc.consistency import pictures_used
+
+    story = story_with(proj, "consistency:\n  ip_adapter: true\n  shared_attention: {identity: [4]}\n", [
+        ('"{{ girl }}，坐在教室里，盯着黑板，认真上课"\n', '"{{ girl }}，坐在教室里，盯着黑板，认真上课"\n    consistency: {ip_adapter: false}\n')])
+    pcs = {pc.index: pc for pc in panel_consistency(story)}
+    assert pictures_used(pcs[1], pcs) == ["girl", "prince"]  # its girl, and the prince of identity panel 4
+    assert pictures_used(pcs[8], pcs) == ["prince"]  # no picture of its own, but it attends to panel 4
+    off = {pc.index: pc for pc in panel_consistency(story_with(proj))}
+    assert pictures_used(off[1], off) == []
