@@ -494,7 +494,10 @@ def cmd_activations(args) -> None:
     from torch.distributed._tools.mem_tracker import MemTracker
 
     from kolorsc.engines.kolors import ipadapter, shared_attention
-    from kolorsc.engines.kolors.unet_parts import cross_attention_order, self_attention_layers
+    from kolorsc.engines.kolors.unet_parts import (
+        cross_attention_order,
+        self_attention_layers,
+    )
 
     size, lat, dtype = args.size, args.size // 8, torch.float16
     shared_attention.token_sample = lambda n, rate, member, step: torch.arange(round(rate * n))  # shapes only
