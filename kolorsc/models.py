@@ -98,6 +98,24 @@ VAE_FP16_FIX = register(
 )
 
 
+# Kwai's IP-Adapter-Plus for Kolors: the adapter (Plus resampler + to_k_ip/to_v_ip of every
+# cross-attention layer, fp16, a torch zip) and OpenAI's CLIP ViT-L/14-336 as `image_encoder/`
+# (a full CLIPModel config + weights; kolorsc reads its vision half). Both are what Kwai's
+# sample_ipadapter_plus.py and diffusers' load_ip_adapter read.
+IP_ADAPTER = register(
+    ModelSpec(
+        name="ip-adapter",
+        repo="Kwai-Kolors/Kolors-IP-Adapter-Plus",
+        required=(
+            "ip_adapter_plus_general.bin",
+            "image_encoder/config.json",
+            "image_encoder/pytorch_model.bin",
+        ),
+        purpose="character reference pictures: Kolors-IP-Adapter-Plus and its CLIP ViT-L/14-336 image encoder",
+    )
+)
+
+
 def _spec(name: str) -> ModelSpec:
     if name not in REGISTRY:
         from kolorsc.errors import UsageError

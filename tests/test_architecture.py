@@ -44,6 +44,7 @@ LAYERS = {
 
     "kolorsc.lora": 3,
     "kolorsc.prompts": 2,
+    "kolorsc.consistency": 2,  # per-panel characters, references and sharing, from the story
     "kolorsc.spec": 1,
     "kolorsc.config": 1,  # kolorsc.toml
     "kolorsc.errors": 0,

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from kolorsc.engines.base import Engine, LoraWeights, RenderJob  # noqa: F401
+from kolorsc.engines.base import (  # noqa: F401
+    Engine,
+    LoraWeights,
+    Reference,
+    RenderJob,
+    SharedAttention,
+    SharedMember,
+)
 from kolorsc.errors import UsageError
 
 ENGINES = ("preview", "kolors")

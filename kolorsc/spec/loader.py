@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from kolorsc.errors import Diagnostic, SpecError
+from kolorsc.spec.consistency import Parsed, read_consistency
 from kolorsc.spec.model import (
     BASE_MODEL,
     Character,
@@ -72,9 +73,13 @@ def load_story(path: Path, *, name: str | None = None) -> Story:
     if not _touches(diags, ("style",)):
         style, style_diags = _story_style(src, path, root)
         diags += style_diags
+    consistency = None
+    if not any(_touches(diags, (part,)) for part in ("characters", "consistency", "scenes", "defaults")):
+        consistency, consistency_diags = read_consistency(src, path, root, _inside)
+        diags += consistency_diags
     if diags:
         raise SpecError(diags)
-    return _story(src, path.absolute(), root, style)
+    return _story(src, path.absolute(), root, style, consistency)
 
 
 def load_style(path: Path, *, name: str | None = None, root: Path | None = None) -> Style:
@@ -273,7 +278,7 @@ def _size(value) -> tuple[int, int] | None:
     return None if value is None else (int(value[0]), int(value[1]))
 
 
-def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
+def _story(src: Source, path: Path, root: Path, style: Style, consistency: Parsed) -> Story:
     data = src.data
     d = data.get("defaults", {})
     refine = None
@@ -294,7 +299,8 @@ def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
         if isinstance(value, str):
             characters[key] = Character(key=key, look=value)
         else:
-            characters[key] = Character(key=key, look=value["look"], name=value.get("name"))
+            characters[key] = Character(key=key, look=value["look"], name=value.get("name"),
+                                        reference=consistency.references.get(key))
     scenes = []
     for i, s in enumerate(data["scenes"]):
         line, col = src.pos(("scenes", i))
@@ -318,6 +324,7 @@ def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
                 size=_size(s.get("size")),
                 candidates=s.get("candidates"),
                 negative_loc=neg_loc,
+                consistency=consistency.scenes[i],
             )
         )
     return Story(
@@ -333,4 +340,5 @@ def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
         version=data["kolorsc"],
         description=data.get("description", ""),
         threshold=float(data.get("threshold", 6.0)),
+        consistency=consistency.consistency,
     )

@@ -84,6 +84,11 @@ characters:
   hero:
     name: 主角
     look: 一个黑色短发的少年，蓝色外套
+    # reference: generate         # the same face in every panel: a picture (refs/hero.png) or a rendered character sheet
+
+# consistency:                    # both off unless set; see README "Character consistency"
+#   ip_adapter: {{scale: 0.5}}      # reference pictures through Kolors-IP-Adapter-Plus (`kolorsc models pull ip-adapter`)
+#   shared_attention: {{identity: 2}}   # panels rendered together, self-attention shared (StoryDiffusion)
 
 defaults:
   negative: 丑陋，变形，嘈杂，模糊，低对比度

@@ -364,6 +364,19 @@ def _template_line(exc: BaseException) -> int | None:
     return line
 
 
+def referenced_names(source: str) -> set[str]:
+    """The top-level names a template reads, by Jinja's static analysis: `{{ girl }}`,
+    `{{ girl.look }}`, `{% for x in [girl, prince] %}` all name "girl". A name counts wherever
+    it appears, also inside an `{% if %}` branch that is not taken. A template that does not
+    parse names nothing (`kolorsc check` reports its syntax error)."""
+    from jinja2 import TemplateSyntaxError, meta
+
+    try:
+        return set(meta.find_undeclared_variables(template_environment().parse(source)))
+    except TemplateSyntaxError:
+        return set()
+
+
 # --- dataset captions ---------------------------------------------------------------------
 
 CAPTION_NAMES = ("stem", "index", "sidecar")

@@ -89,6 +89,20 @@ def test_init_writes_a_story_that_checks_and_refuses_to_overwrite(proj):
     assert again.exit_code == 2 and "refusing to overwrite" in again.output
 
 
+def test_init_template_shows_consistency_and_checks_with_it_switched_on(proj):
+    assert run("init", "my-tale").exit_code == 0
+    text = (proj / "stories" / "my-tale.yaml").read_text(encoding="utf-8")
+    assert "# reference: generate" in text and "# consistency:" in text
+    on = (text.replace("    # reference: generate", "    reference: generate").replace("# consistency:", "consistency:")
+          .replace("#   ip_adapter", "  ip_adapter").replace("#   shared_attention", "  shared_attention"))
+    (proj / "stories" / "on.yaml").write_text(on.replace("id: my-tale", "id: with-consistency"), encoding="utf-8")
+    from kolorsc.spec import load_story
+
+    story = load_story(proj / "stories" / "on.yaml")
+    assert story.consistency.ip_adapter is not None and story.consistency.shared_attention is not None
+    assert story.characters["hero"].reference.generate
+
+
 def test_init_in_an_empty_folder_writes_its_style_too(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run("init", "first", "--dir", "tales", "--style", "pastel", "--title", "第一个: 故事", "--team", "队")
