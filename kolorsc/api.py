@@ -47,19 +47,21 @@ class StoryOutcome:
     seconds: float = 0.0
 
     def to_json(self) -> dict:
+        from kolorsc.spec.jsonout import diagnostic_json, relative
+
         plan, report = self.plan, self.report
         return {
-            "path": str(self.path),
+            "path": relative(self.path),
             "story": self.story_id,
             "status": self.status,
             "seconds": round(self.seconds, 3),
             "error": self.error,
             "warnings": self.warnings,
-            "diagnostics": [d.format() for d in self.diagnostics],
+            "diagnostics": [diagnostic_json(d) for d in self.diagnostics],
             "nodes": plan_json(plan, report) if plan else [],
             "ran": report.ran if report else {},
             "written": report.written if report else [],
-            "out_dir": str(report.out_dir) if report else None,
+            "out_dir": relative(report.out_dir) if report else None,
             "preview": plan.preview if plan else None,
             "scores": _scores_json(report),
         }
@@ -192,6 +194,7 @@ def build(
     eng = engine if isinstance(engine, Engine) else make_engine(engine, models_dir, device, cache_dir, low_memory)
     cache = Cache(cache_dir)
     outcomes = [_plan_one(path, eng, cache, models_dir, fetch=not dry_run) for path in files]
+    _refuse_shared_outputs(outcomes, out)
     if pull and not dry_run:
         _pull(outcomes, cache, remote, files, progress)
         outcomes = [_plan_one(path, eng, cache, models_dir, fetch=True) if o.status == PLANNED else o
@@ -211,6 +214,30 @@ def build(
         if on_story:
             on_story(outcome)
     return BuildSummary(outcomes)
+
+
+def _refuse_shared_outputs(outcomes: list[StoryOutcome], out: Path | None) -> None:
+    """Two stories never write one output folder: stories of this build with the same id (the
+    same build/<id>/), or a folder that holds the outputs of another story with that id
+    (kolorsc.build.outputs.claim_problem). Each such story becomes invalid, before anything runs."""
+    from kolorsc.build.outputs import claim_problem
+    from kolorsc.spec.ids import same_id_diagnostic, story_id
+
+    by_dir: dict[Path, list[StoryOutcome]] = {}
+    for o in outcomes:
+        if o.status == PLANNED:
+            by_dir.setdefault(output_dir(o.plan.story, out).resolve(), []).append(o)
+    for folder, sharing in by_dir.items():
+        at = {id(o): story_id(o.path)[1] for o in sharing}
+        for o in sharing:
+            if len(sharing) > 1:
+                others = [at[id(x)] for x in sharing if x is not o]
+                problem = same_id_diagnostic(o.story_id, at[id(o)], others)
+            else:
+                problem = claim_problem(o.plan.story, folder, at[id(o)])
+            if problem is not None:
+                o.status, o.plan, o.exit_code, o.diagnostics = INVALID, None, 2, [problem]
+                o.error = f"another story writes {folder.name}/"
 
 
 def _pull(outcomes: list[StoryOutcome], cache: Cache, remote: str | None, files: list[Path],
@@ -244,6 +271,12 @@ def _plan_one(path: Path, engine: Engine, cache: Cache, models_dir: Path | None,
     try:
         story, panels = load(path)
         outcome.story_id = story.id
+        if not engine.preview:  # a real build needs the local files the style names (preview draws without)
+            from kolorsc.spec.inputs import input_problems
+
+            problems = input_problems(story.style, path)
+            if problems:
+                raise SpecError(problems)
         outcome.plan = plan_story(story, panels, engine, cache, models_dir=models_dir, fetch=fetch)
         outcome.warnings = list(outcome.plan.warnings)
         outcome.status = PLANNED

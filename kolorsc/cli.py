@@ -46,8 +46,9 @@ def main() -> None:
 
 @main.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--inputs", is_flag=True,
-              help="Also require the local files the styles name (lora.path, local dataset folders).")
+@click.option("--inputs/--no-inputs", default=True, show_default=True,
+              help="Require the local files the styles name (lora.path, local dataset folders): a build "
+                   "with the real engine fails without them. --no-inputs: a checkout that only builds previews.")
 @report_errors
 def check_cmd(paths, inputs):
     """Check story files and collections (directories): one line per problem, then a summary.
@@ -94,8 +95,10 @@ def prompts_cmd(story, as_json):
               help="Style name; styles/<style>.yaml is written when the project has none.")
 @click.option("--title", default=None, help="Title of the story (default: NAME).")
 @click.option("--team", default="my-team", show_default=True, help="Team name used in the bundle name.")
+@click.option("--new-style", is_flag=True,
+              help="Create styles/<style>.yaml even when its name is close to an existing style's.")
 @report_errors
-def init_cmd(name, collection, directory, style, title, team):
+def init_cmd(name, collection, directory, style, title, team, new_style):
     """Write a new story NAME.yaml that passes `kolorsc check` as written, or with
     `--collection NAME` a new collection repository (then NAME, if given, names its first
     story). Never overwrites."""
@@ -117,7 +120,8 @@ def init_cmd(name, collection, directory, style, title, team):
     if name is None:
         raise UsageError("kolorsc init NAME (a story) or kolorsc init --collection NAME (a repository)")
 
-    written = init_story(name, Path(directory) if directory else None, style=style, title=title, team=team)
+    written = init_story(name, Path(directory) if directory else None, style=style, title=title, team=team,
+                         new_style=new_style)
     for path in written:
         click.echo(f"wrote {path}")
     click.echo(f"next: kolorsc check {written[0]} && kolorsc prompts {written[0]}")

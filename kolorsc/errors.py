@@ -19,15 +19,26 @@ class Diagnostic:
     path: str  # field path, e.g. "scenes[3].seed"; "" for the whole document
     message: str
     hint: str | None = None  # what to do next, e.g. "did you mean 'seed'?"
+    severity: str = "error"  # "error" (the file is invalid) or "warning" (printed; the file stays valid)
 
     def format(self) -> str:
         where = self.file
         if self.line is not None:
             where += f":{self.line}:{self.col or 1}"
-        text = f"{where}: {self.path + ': ' if self.path else ''}{self.message}"
+        label = "warning: " if self.severity == WARNING else ""
+        text = f"{where}: {label}{self.path + ': ' if self.path else ''}{self.message}"
         if self.hint:
             text += f" ({self.hint})"
         return text
+
+    def to_json(self, file: str | None = None) -> dict:
+        """The one JSON shape of a diagnostic, in every command's --json output. `file`: the
+        name to show instead of `self.file` (the CLI passes it relative to the project root)."""
+        return {"file": self.file if file is None else file, "line": self.line, "col": self.col,
+                "path": self.path, "severity": self.severity, "message": self.message, "hint": self.hint}
+
+
+ERROR, WARNING = "error", "warning"
 
 
 class KolorscError(Exception):
@@ -50,6 +61,12 @@ class UsageError(KolorscError):
     """Bad arguments or environment given by the user (not a bad file)."""
 
     exit_code = 2
+
+
+class InputError(UsageError):
+    """A file or setting the story names is missing or unusable (a LoRA file, a dataset folder
+    without images, an unsupported Data-Juicer operator). Bad input, so exit 2 even when a
+    build stage is the one that finds it."""
 
 
 class BuildError(KolorscError):

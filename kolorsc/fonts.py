@@ -35,7 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kolorsc.errors import Diagnostic, KolorscError
+from kolorsc.errors import WARNING, Diagnostic, KolorscError
 
 if TYPE_CHECKING:  # Pillow is light, but only emit/ and the preview engine need it
     from PIL import ImageDraw, ImageFont
@@ -220,10 +220,10 @@ def tofu_warnings(file: str, source: str, fields: Iterable[tuple[str, str]]) -> 
             if ch in reported:
                 continue
             reported.add(ch)
-            message = f"warning: no installed font has a glyph for {ch!r} (U+{ord(ch):04X}): it will show as an empty box"
+            message = f"no installed font has a glyph for {ch!r} (U+{ord(ch):04X}): it will show as an empty box"
             hint = _tofu_hint(ch)
             places = _positions(source, ch) or [(None, None)]
-            out += [Diagnostic(file, line, col, path, message, hint) for line, col in places]
+            out += [Diagnostic(file, line, col, path, message, hint, WARNING) for line, col in places]
     return out
 
 

@@ -103,7 +103,8 @@ def test_tofu_warnings_point_at_the_character_in_the_file():
     source = "title: 小狐狸\nscenes:\n  - caption: 雨天\U000f0000的猫\n"
     [warning] = fonts.tofu_warnings("s.yaml", source, [("title", "小狐狸"), ("scenes[0].caption", "雨天\U000f0000的猫")])
     assert (warning.file, warning.line, warning.col, warning.path) == ("s.yaml", 3, 16, "scenes[0].caption")
-    assert "U+F0000" in warning.message and warning.message.startswith("warning:")
+    assert "U+F0000" in warning.message and warning.severity == "warning"
+    assert warning.format().startswith("s.yaml:3:16: warning: scenes[0].caption: no installed font")
     # from a style file (not in this source): reported without a position
     [other] = fonts.tofu_warnings("s.yaml", source, [("style", "\U000f0001")])
     assert other.line is None

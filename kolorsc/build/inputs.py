@@ -20,7 +20,7 @@ from kolorsc.build import stages
 from kolorsc.build.graph import DATASET, Identities, LoraSource
 from kolorsc.build.lockfile import LockFile
 from kolorsc.cache import Cache
-from kolorsc.errors import BuildError, UsageError
+from kolorsc.errors import InputError, UsageError
 from kolorsc.spec.model import Story
 
 
@@ -115,7 +115,7 @@ def _file_hash(path: Path, cache: Cache, what: str) -> str:
     try:
         return cache.hashes.sha256(path)
     except FileNotFoundError:
-        raise BuildError(f"{what}: the LoRA file {path} does not exist (put it there, or train one with lora.train)") from None
+        raise InputError(f"{what}: the LoRA file {path} does not exist (put it there, or train one with lora.train)") from None
 
 
 def _recorded_listing(lock: LockFile | None) -> str | None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from kolorsc.atomic import replace_dir
 from kolorsc.data.fingerprint import dataset_facts, dataset_fingerprint, modelscope_listing
 from kolorsc.data.juicer import OpCount
-from kolorsc.errors import TrainingError
+from kolorsc.errors import InputError, TrainingError
 from kolorsc.spec.model import DataFilter, Dataset
 
 __all__ = ["DatasetReport", "OpCount", "dataset_facts", "dataset_fingerprint", "modelscope_listing", "prepare_dataset"]
@@ -88,7 +88,8 @@ def prepare_dataset(
             samples = samples[: dataset.max_images]
         if not samples:
             why = f"{len(skipped)} unreadable or uncaptioned" if skipped else "no images"
-            raise TrainingError(f"dataset {where}: no usable image ({why})")
+            error = InputError if dataset.source == "local" else TrainingError  # a local folder is the author's input
+            raise error(f"dataset {where}: no usable image ({why})")
 
         # 2. Data-Juicer, with the filters the style asks for.
         progress(1, 3, "Data-Juicer filters")

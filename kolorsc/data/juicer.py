@@ -24,17 +24,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from kolorsc.errors import TrainingError
+from kolorsc.errors import InputError, TrainingError
 from kolorsc.spec.model import DataFilter
+from kolorsc.spec.operators import SUPPORTED_OPS  # noqa: F401 - the one list, re-exported
 
-# Operators kolorsc runs, and the modules each needs beyond Data-Juicer's own requirements.
-SUPPORTED_OPS = {
-    "image_shape_filter": (),
-    "image_aspect_ratio_filter": (),
-    "image_size_filter": (),
-    "image_deduplicator": ("imagededup",),
-    "image_aesthetics_filter": ("aesthetics_predictor",),
-}
 CORE_NEEDS = ("ray",)  # data_juicer.core imports ray_executor at import time
 ID_KEY = "kolorsc_index"
 
@@ -50,8 +43,8 @@ class OpCount:
 
 def check_ops(filters: tuple[DataFilter, ...]) -> None:
     unknown = [f.op for f in filters if f.op not in SUPPORTED_OPS]
-    if unknown:
-        raise TrainingError(
+    if unknown:  # `kolorsc check` refuses these first; a story built through the API meets them here
+        raise InputError(
             f"unsupported Data-Juicer operator(s): {', '.join(unknown)} "
             f"(kolorsc runs: {', '.join(sorted(SUPPORTED_OPS))})"
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kolorsc.errors import TrainingError
+from kolorsc.errors import InputError, TrainingError
 from kolorsc.spec.model import DATASET_IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from kolorsc.spec.model import Dataset
 
@@ -24,7 +24,7 @@ class Sample:
 def local_images(folder: Path) -> list[Path]:
     """Images of a folder and its subfolders, in a stable order (sorted relative paths)."""
     if not folder.is_dir():
-        raise TrainingError(f"dataset folder not found: {folder}")
+        raise InputError(f"dataset folder not found: {folder}")
     return sorted(
         (p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
         key=lambda p: p.relative_to(folder).as_posix(),

@@ -94,9 +94,10 @@ def is_style_file(path: Path) -> bool:
     return Path(path).absolute().parent.name == "styles"
 
 
-def check_file(path: Path, inputs: bool = False) -> FileReport:
+def check_file(path: Path, inputs: bool = True) -> FileReport:
     """Load (and for stories, compile) one file; every problem becomes a diagnostic. With
-    `inputs`, the local files its style names must exist too (kolorsc/spec/inputs.py)."""
+    `inputs` (the default), the local files its style names must exist too
+    (kolorsc/spec/inputs.py): a build with the real engine would certainly fail without them."""
     from kolorsc.spec.inputs import input_problems
     from kolorsc.spec.loader import load_story, load_style
     from kolorsc.spec.templates import render_scenes
@@ -131,11 +132,18 @@ def _tofu(path: Path, story, rendered) -> list[Diagnostic]:
     return tofu_warnings(str(path), path.read_text(encoding="utf-8"), fields)
 
 
-def check_paths(paths: Sequence[Path], inputs: bool = False) -> CheckReport:
-    """Check every story (and named style) under `paths`. An empty collection is a problem
-    too: `kolorsc check stories/` on a folder without stories should not pass silently."""
+def check_paths(paths: Sequence[Path], inputs: bool = True) -> CheckReport:
+    """Check every story (and named style) under `paths`, and that no two stories of a
+    collection share an id (kolorsc/spec/ids.py). An empty collection is a problem too:
+    `kolorsc check stories/` on a folder without stories should not pass silently.
+    `inputs=False` skips the local-file checks (`kolorsc check --no-inputs`)."""
+    from kolorsc.spec.ids import same_id_problems
+
     files = iter_story_files(paths)
     reports = [check_file(p, inputs) for p in files]
+    clashes = same_id_problems(files, is_style_file)
+    reports = [FileReport(r.path, r.kind, r.diagnostics + tuple(clashes[r.path]), r.warnings) if r.path in clashes
+               else r for r in reports]
     for given in paths:
         given = Path(given)
         if given.is_dir() and not any(_under(p, given) for p in files):

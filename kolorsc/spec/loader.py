@@ -12,6 +12,7 @@ must stay inside the project root (after resolving symlinks).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from pathlib import Path
@@ -66,8 +67,8 @@ def load_story(path: Path, *, name: str | None = None) -> Story:
     path = Path(path)
     name = name if name is not None else str(path)
     src = _read(path, name)
-    diags = validate(src, "story")
     root = find_project_root(path)
+    diags = _suggest_style(validate(src, "story"), src, root)
     style = None
     if not _touches(diags, ("style",)):
         style, style_diags = _story_style(src, path, root)
@@ -102,6 +103,19 @@ def _read(path: Path, name: str) -> Source:
     return src
 
 
+def _suggest_style(diags: list[Diagnostic], src: Source, root: Path) -> list[Diagnostic]:
+    """`style: 水墨` is not a slug, but it is the display name of ink-wash: say so."""
+    value = src.data.get("style")
+    if not isinstance(value, str) or not any(d.path == "style" for d in diags):
+        return diags
+    from kolorsc.spec.suggest import style_hint, suggest_style
+
+    meant = suggest_style(value, root / STYLES_DIR)
+    if meant is None:
+        return diags
+    return [dataclasses.replace(d, hint=style_hint(*meant)) if d.path == "style" else d for d in diags]
+
+
 def _touches(diags: list[Diagnostic], prefix: tuple) -> bool:
     dotted = ".".join(prefix)
     return any(d.path == dotted or d.path.startswith(dotted + ".") or d.path.startswith(dotted + "[") for d in diags)
@@ -118,10 +132,12 @@ def _story_style(src: Source, story_path: Path, root: Path) -> tuple[Style | Non
     if not style_path.is_file() and (styles / f"{value}.yml").is_file():
         style_path = styles / f"{value}.yml"
     if not style_path.is_file():
+        from kolorsc.spec.suggest import style_hint, suggest_style
+
         known = sorted(p.stem for p in styles.glob("*.y*ml")) if styles.is_dir() else []
-        close = difflib.get_close_matches(value, known, n=1)
-        if close:
-            hint = f"did you mean \"{close[0]}\"?"
+        meant = suggest_style(value, styles)  # by display name too: `style: 水墨` -> ink-wash (水墨)
+        if meant:
+            hint = style_hint(*meant)
         elif known:
             hint = "styles here: " + ", ".join(known)
         else:
@@ -238,6 +254,7 @@ def _lora(data: dict, path: Path, root: Path, diag) -> tuple[Lora | None, list[D
 
             for message, _line, hint in caption_template_problems(d["caption_text"]):
                 diags.append(diag(("lora", "dataset", "caption_text"), message, hint))
+        diags += _unsupported_ops(d.get("filters", ()), diag)
         filters = tuple(
             DataFilter(op=f["op"], args={k: v for k, v in f.items() if k != "op"}) for f in d.get("filters", ())
         )
@@ -258,6 +275,33 @@ def _lora(data: dict, path: Path, root: Path, diag) -> tuple[Lora | None, list[D
         return None, diags
     return Lora(scale=float(data.get("scale", 2.0)), path=lora_path, modelscope=data.get("modelscope"),
                 file=data.get("file"), revision=data.get("revision"), training=training, dataset=dataset), []
+
+
+def _unsupported_ops(filters, diag) -> list[Diagnostic]:
+    """Operators kolorsc does not run would fail the build's dataset stage: refuse them here."""
+    from kolorsc.spec.operators import SUPPORTED_OPS
+
+    out = []
+    for i, f in enumerate(filters):
+        if f["op"] not in SUPPORTED_OPS:
+            close = _closest_op(f["op"], SUPPORTED_OPS)
+            hint = (f"did you mean {quote(close)}?" if close
+                    else "kolorsc runs " + ", ".join(sorted(SUPPORTED_OPS)))
+            out.append(diag(("lora", "dataset", "filters", i, "op"),
+                            f"unsupported Data-Juicer operator {quote(f['op'])}", hint))
+    return out
+
+
+def _closest_op(op: str, known) -> str | None:
+    """Operator names are words joined by _: the one sharing most words (then most letters)."""
+    words = set(op.split("_"))
+
+    def score(name: str) -> tuple[float, float]:
+        theirs = set(name.split("_"))
+        return len(words & theirs) / len(words | theirs), difflib.SequenceMatcher(None, op, name).ratio()
+
+    best = max(known, key=score)
+    return best if score(best)[0] >= 0.5 else None
 
 
 def _generate(d: dict) -> Generate:

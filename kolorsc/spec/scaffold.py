@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import tempfile
 from pathlib import Path
 
 from kolorsc.errors import UsageError
-from kolorsc.spec.loader import STYLES_DIR, find_project_root
+from kolorsc.spec.loader import STYLES_DIR, display_name, find_project_root
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 DEFAULT_STYLE = "anime"
@@ -52,12 +53,14 @@ lora:
         any_or_all: any
 """
 
-# Any other style name: a LoRA trained on a local folder of captioned images.
-_LOCAL_STYLE = """\
+# Any other style name: a LoRA distilled from the base model rendering the style's trigger
+# (dataset.source: generate), so the new style passes `kolorsc check` and builds from a fresh
+# clone without an image collection; the comment says how to train on one's own images.
+_NEW_STYLE = """\
 {schema_line}kolorsc: 1
 id: {style}
 name: {style}
-description: Describe the style here. Put training images in data/{style}/ with a .txt caption beside each.
+description: Describe the style here.
 trigger: {style}
 negative: 低分辨率，低质量，文字，水印，变形
 lora:
@@ -68,9 +71,10 @@ lora:
     epochs: 1
     steps_per_epoch: 500
   dataset:
-    source: local
-    path: ../data/{style}
-    caption: sidecar
+    # rendered by the base model from the trigger above; to train on your own images instead:
+    #   source: local
+    #   path: ../data/{style}      (x.jpg with its caption in x.txt)
+    source: generate
 """
 
 _STORY = """\
@@ -143,6 +147,31 @@ def _write_new(path: Path, text: str) -> None:
         os.unlink(tmp)
 
 
+def _slug_problem(name: str, title: str | None) -> str:
+    """What to type instead of a story name that is not a slug: a title in Chinese becomes
+    `--title` and its pinyin the slug."""
+    from kolorsc.spec.suggest import slug_for
+
+    slug = slug_for(name)
+    shown = json.dumps(name, ensure_ascii=False)
+    suggestion = f"kolorsc init {slug}" + ("" if title else f" --title {shlex.quote(name)}")
+    return (f"story name {shown} must be a slug (lowercase letters, digits and single hyphens: it names the "
+            f"file, the output folder and the bundle); try: {suggestion}")
+
+
+def _check_style(style: str, root: Path, new_style: bool) -> None:
+    """Refuse a style name that is not a slug, or that looks like an existing style's."""
+    from kolorsc.spec.suggest import style_hint, suggest_style
+
+    meant = None if new_style else suggest_style(style, root / STYLES_DIR)
+    shown = json.dumps(style, ensure_ascii=False)
+    if meant is not None:
+        raise UsageError(f"there is no style {shown} in {display_name(root / STYLES_DIR)}/: {style_hint(*meant)} "
+                         f"(--style {meant[0]}; to create a new style {shown}, add --new-style)")
+    if not SLUG.match(style):
+        raise UsageError(f"style name {shown} must be a slug: lowercase letters, digits and single hyphens")
+
+
 def init_story(
     name: str,
     directory: Path | None = None,
@@ -150,15 +179,18 @@ def init_story(
     style: str = DEFAULT_STYLE,
     title: str | None = None,
     team: str = "my-team",
+    new_style: bool = False,
 ) -> list[Path]:
     """Write <directory>/<name>.yaml (and styles/<style>.yaml when missing). Returns the files
-    written, story first. `directory` defaults to ./stories when it exists, else ."""
+    written, story first. `directory` defaults to ./stories when it exists, else .
+
+    A style name close to an existing style (`inkwash` beside `ink-wash`, or its display name
+    水墨) is refused with the suggestion, unless `new_style`: a new placeholder style is
+    rarely what such a typo meant."""
     if not SLUG.match(name):
-        raise UsageError(f"story name {json.dumps(name, ensure_ascii=False)} must be a slug: lowercase letters, digits and single hyphens")
+        raise UsageError(_slug_problem(name, title))
     if not team or len(team) > 64 or re.search(r'[/\\:*?"<>|\x00-\x1f]', team):
         raise UsageError(f"team {json.dumps(team, ensure_ascii=False)} must be 1-64 characters without / \\ : * ? \" < > |")
-    if not SLUG.match(style):
-        raise UsageError(f"style name {json.dumps(style, ensure_ascii=False)} must be a slug: lowercase letters, digits and single hyphens")
     if directory is None:
         directory = Path("stories") if Path("stories").is_dir() else Path(".")
     directory = Path(directory)
@@ -167,10 +199,11 @@ def init_story(
         raise UsageError(f"{story_path} already exists; refusing to overwrite it")
     directory.mkdir(parents=True, exist_ok=True)
     root = find_project_root(directory / f"{name}.yaml")
+    _check_style(style, root, new_style)
     written: list[Path] = []
     style_path = root / STYLES_DIR / f"{style}.yaml"
     if not style_path.exists() and not (root / STYLES_DIR / f"{style}.yml").exists():
-        template = _ANIME_STYLE if style == DEFAULT_STYLE else _LOCAL_STYLE
+        template = _ANIME_STYLE if style == DEFAULT_STYLE else _NEW_STYLE
         _write_new(style_path, template.format(style=style, schema_line=_schema_line(style_path.parent, root, "style")))
         written.append(style_path)
     text = _STORY.format(

@@ -271,8 +271,17 @@ def _check_name(name: str, ctx: dict, lineno, add) -> bool:
         return True
     close = difflib.get_close_matches(name, list(ctx), n=1)
     characters = ", ".join(k for k in ctx if k not in ("style", "story", "scene")) or "none"
-    add(f"undefined name \"{name}\"", lineno, f"did you mean \"{close[0]}\"?" if close else "characters: " + characters)
+    hint = f"did you mean \"{close[0]}\"?" if close else "characters: " + characters
+    add(f"undefined name \"{name}\"", lineno, _named_hint(name, ctx) or hint)
     return False
+
+
+def _named_hint(name: str, ctx: dict) -> str | None:
+    """{{ 小雨 }}: the author wrote the character's name, not its key (kolorsc.spec.suggest)."""
+    from kolorsc.spec.suggest import character_named
+
+    key = character_named(name, [(k, v.name) for k, v in ctx.items() if isinstance(v, CharacterView)])
+    return f"\"{name}\" is the name of the character \"{key}\": write {{{{ {key} }}}}" if key else None
 
 
 def _check_attr(name: str, attr: str, ctx: dict, lineno, add) -> bool:

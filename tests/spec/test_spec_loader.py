@@ -226,8 +226,15 @@ def test_enum_gets_a_suggestion(proj):
 def test_unknown_style_suggests_one(proj):
     text = edit(story_text(), "style: ink-wash", "style: inkwash")
     d = one(write_story(proj, text))
-    assert d.path == "style" and d.hint == 'did you mean "ink-wash"?'
+    assert d.path == "style" and d.hint == "did you mean ink-wash (水墨)?"
     assert d.message == 'unknown style "inkwash": no styles/inkwash.yaml'
+
+
+def test_a_style_named_by_its_display_name_points_at_its_slug(proj):
+    text = edit(story_text(), "style: ink-wash", "style: 水墨")
+    d = one(write_story(proj, text))
+    assert (d.path, d.line, d.col) == ("style", line_of(text, "style: 水墨"), 8)
+    assert d.hint == "did you mean ink-wash (水墨)?"
 
 
 def test_style_errors_are_reported_with_the_story(proj):
@@ -282,7 +289,7 @@ def test_inline_style_and_character_shorthand(proj):
     text = edit(story_text(), "style: ink-wash", "style:\n  name: 水彩\n  trigger: 水彩画\n  lora: {path: ../loras/w.safetensors, scale: 1}")
     text = edit(text, "  prince:\n    name: 王子\n    look: 一个英俊少年，白色长袍", "  prince: 一个英俊少年，白色长袍")
     story = load_story(write_story(proj, text))
-    assert story.style.id == "classroom-dream-style" and story.style.source is None
+    assert story.style.id == "s-style" and story.style.source is None  # "<story id>-style"
     assert story.style.lora.path == (proj / "loras" / "w.safetensors").resolve()
     assert story.characters["prince"].look == "一个英俊少年，白色长袍" and story.characters["prince"].name is None
 
