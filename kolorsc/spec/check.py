@@ -115,8 +115,17 @@ def check_file(path: Path, inputs: bool = True) -> FileReport:
     except SpecError as exc:
         return FileReport(path, kind, tuple(exc.diagnostics))
     problems = input_problems(style, path) if inputs else []
-    warnings = _tofu(path, story, rendered) if rendered is not None else []
+    warnings = _lint_warnings(path) + (_tofu(path, story, rendered) if rendered is not None else [])
     return FileReport(path, kind, tuple(problems), warnings=tuple(warnings))
+
+
+def _lint_warnings(path: Path) -> list[Diagnostic]:
+    """Full-width quotes that end up in the text (kolorsc/spec/yamlhelp.py): worth a look, not wrong."""
+    from kolorsc.errors import WARNING
+    from kolorsc.spec.yamlhelp import lint
+    from kolorsc.spec.yamlsource import read_source
+
+    return [d for d in lint(read_source(path, str(path))) if d.severity == WARNING]
 
 
 def _tofu(path: Path, story, rendered) -> list[Diagnostic]:

@@ -34,6 +34,7 @@ from kolorsc.spec.model import (
     Training,
 )
 from kolorsc.spec.validate import describe, validate
+from kolorsc.spec.yamlhelp import lint, merge
 from kolorsc.spec.yamlsource import Source, SourceError, quote, read_source
 
 ROOT_MARKERS = ("styles", ".git", "kolorsc.toml")
@@ -68,7 +69,7 @@ def load_story(path: Path, *, name: str | None = None) -> Story:
     name = name if name is not None else str(path)
     src = _read(path, name)
     root = find_project_root(path)
-    diags = _suggest_style(validate(src, "story"), src, root)
+    diags = _suggest_style(merge(lint(src), validate(src, "story")), src, root)
     style = None
     if not _touches(diags, ("style",)):
         style, style_diags = _story_style(src, path, root)
@@ -180,7 +181,7 @@ def _style_from_source(src: Source, path: Path, root: Path, inline_id: str | Non
     """(Style, []) or (None, diagnostics). `inline_id` is set for a style written inside a
     story: the story schema validated it already, and it gets that id unless it has one."""
     if inline_id is None:
-        diags = validate(src, "style")
+        diags = merge(lint(src), validate(src, "style"))
         if diags:
             return None, diags
     diags = []

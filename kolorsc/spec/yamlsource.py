@@ -180,6 +180,12 @@ def parse_text(text: str, name: str) -> Source:
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
+        from kolorsc.spec.yamlhelp import explain  # full-width punctuation, tabs, indentation, quotes
+
+        better = explain(text, exc)
+        if better is not None:
+            line, col, message, hint = better
+            raise SourceError(Diagnostic(name, line, col, "", f"invalid YAML: {message}", hint)) from None
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         hint = _template_hint(text, line)

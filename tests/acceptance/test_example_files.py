@@ -29,7 +29,7 @@ def expectations(path: Path) -> list[str]:
 
 
 def render(d: Diagnostic, own: str) -> str:
-    bare = Diagnostic("", d.line, d.col, d.path, d.message).format()  # ":L:C: path: message"
+    bare = Diagnostic("", d.line, d.col, d.path, d.message, severity=d.severity).format()  # ":L:C: path: message"
     prefix = "" if d.file == own else d.file
     return (prefix + bare) if prefix else bare.lstrip(":")
 
