@@ -23,7 +23,7 @@ from kolorsc.build.graph import make_graph
 from kolorsc.build.outputs import output_dir, write_indexes
 from kolorsc.build.run import Options, Progress, StoryRun, run, story_error
 from kolorsc.build.stages.base import Env
-from kolorsc.build.status import Plan, plan_of
+from kolorsc.build.status import TO_RUN, Plan, plan_of
 from kolorsc.cache import Cache, CacheInfo, GcReport
 from kolorsc.engines import Engine, get_engine
 from kolorsc.errors import Diagnostic, KolorscError, SpecError, UsageError
@@ -46,7 +46,7 @@ class StoryOutcome:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def to_json(self) -> dict:
+    def to_json(self, changed_only: bool = False) -> dict:
         from kolorsc.spec.jsonout import diagnostic_json, relative
 
         plan, report = self.plan, self.report
@@ -58,7 +58,7 @@ class StoryOutcome:
             "error": self.error,
             "warnings": self.warnings,
             "diagnostics": [diagnostic_json(d) for d in self.diagnostics],
-            "nodes": plan_json(plan, report) if plan else [],
+            "nodes": plan_json(plan, report, changed_only) if plan else [],
             "ran": report.ran if report else {},
             "written": report.written if report else [],
             "out_dir": relative(report.out_dir) if report else None,
@@ -81,20 +81,28 @@ class BuildSummary:
             return 2
         return 1 if self.count(FAILED) else 0
 
-    def to_json(self) -> dict:
+    def to_json(self, changed_only: bool = False) -> dict:
+        """The one JSON shape of `build --json`, `build --dry-run --json` and `plan --json`."""
         return {
             "ok": self.exit_code == 0,
             "counts": {s: self.count(s) for s in (BUILT, UP_TO_DATE, PLANNED, FAILED, INVALID)},
-            "stories": [o.to_json() for o in self.outcomes],
+            "stories": [o.to_json(changed_only) for o in self.outcomes],
         }
 
 
-def plan_json(plan: Plan, report: StoryRun | None = None) -> list[dict]:
+def plan_json(plan: Plan, report: StoryRun | None = None, changed_only: bool = False) -> list[dict]:
+    """Every node (only those to run with `changed_only`): status, why, and each changed input
+    with old → new values and the file:line that holds it (paths relative to the project root)."""
+    from kolorsc.spec.jsonout import relative
+
     where = report.where if report else {}
     return [
-        {"id": str(n.id), "kind": n.kind, "status": n.status, "why": list(n.why), "key": n.key,
-         "output": n.output, "loc": str(n.loc) if n.loc else None, "ran_on": where.get(str(n.id))}
+        {"id": str(n.id), "kind": n.kind, "status": n.status, "why": list(n.why),
+         "changes": [c.to_json(relative) for c in n.changes], "key": n.key, "output": n.output,
+         "loc": {"file": relative(n.loc.file), "line": n.loc.line, "col": n.loc.col} if n.loc else None,
+         "ran_on": where.get(str(n.id))}
         for n in plan.nodes
+        if not changed_only or n.status == TO_RUN
     ]
 
 

@@ -185,18 +185,21 @@ def _echo_warnings(warnings) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-def _echo_plan(plan) -> None:
+def _echo_plan(plan, changed: bool = False) -> None:
     counts = plan.counts()
     engine = plan.engine.get("name", "?")
     click.echo(f"{plan.story.id} (engine {engine}): {counts['cached']} cached, {counts['to-run']} to run, "
                f"{counts['skipped']} skipped")
     for n in plan.nodes:
+        if changed and n.status != "to-run":
+            continue
         why = "; ".join(n.why)
-        where = f"  [{n.loc}]" if n.loc and n.status == "to-run" and n.kind == "render" else ""
+        located = any(c.loc for c in n.changes)
+        where = f"  [{n.loc}]" if n.loc and n.status == "to-run" and n.kind == "render" and not located else ""
         click.echo(f"  {n.status:<8} {str(n.id):<22} {why}{where}".rstrip())
 
 
-def _echo_outcome(outcome, dry_run: bool) -> None:
+def _echo_outcome(outcome, dry_run: bool, changed: bool = False) -> None:
     name = outcome.story_id or outcome.path
     _echo_warnings(outcome.warnings)
     if outcome.status == "invalid":
@@ -206,7 +209,7 @@ def _echo_outcome(outcome, dry_run: bool) -> None:
     elif outcome.status == "failed":
         click.echo(f"✗ {name}: {outcome.error}", err=True)
     elif dry_run:
-        _echo_plan(outcome.plan)
+        _echo_plan(outcome.plan, changed)
     else:
         r = outcome.report
         ran = ", ".join(f"{v} {k}" for k, v in sorted(r.ran.items())) or "nothing to run"
@@ -232,12 +235,13 @@ def _echo_outcome(outcome, dry_run: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no per-story lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--keep-going", is_flag=True, help="When a node fails, still run every node that does not need it.")
+@click.option("--changed", is_flag=True, help="With --dry-run: only the nodes that will run.")
 @click.option("--pull", is_flag=True, help="First fetch what the plan needs from the team's remote cache.")
 @click.option("--remote", default=None, metavar="URL",
               help="Remote cache for --pull (default: $KOLORSC_REMOTE, else [remote] url in kolorsc.toml).")
 @report_errors
 def build_cmd(paths, engine, dry_run, cache_dir, out, models_dir, device, low_memory, quiet, as_json, keep_going,
-              pull, remote):
+              changed, pull, remote):
     """Build stories (files, or folders of stories): panels, storyboard, PDF, bundle.
 
     A failing story does not stop the others. Exit 1 if any failed, 2 if one is invalid."""
@@ -251,7 +255,7 @@ def build_cmd(paths, engine, dry_run, cache_dir, out, models_dir, device, low_me
         bars.close()
         if as_json or (quiet and outcome.status not in ("failed", "invalid")):
             return
-        _echo_outcome(outcome, dry_run)
+        _echo_outcome(outcome, dry_run, changed)
 
     summary = api.build(
         paths, engine=engine, dry_run=dry_run, cache_dir=cache_dir, out=out, models_dir=models_dir,
@@ -259,7 +263,7 @@ def build_cmd(paths, engine, dry_run, cache_dir, out, models_dir, device, low_me
         on_story=on_story,
     )
     if as_json:
-        click.echo(json.dumps(summary.to_json(), ensure_ascii=False, indent=2))
+        click.echo(json.dumps(summary.to_json(changed_only=changed), ensure_ascii=False, indent=2))
     elif not quiet or summary.exit_code:
         parts = [f"{v} {k}" for k, v in summary.to_json()["counts"].items() if v]
         click.echo(f"{len(summary.outcomes)} stor{'y' if len(summary.outcomes) == 1 else 'ies'}: {', '.join(parts)}")
@@ -267,27 +271,33 @@ def build_cmd(paths, engine, dry_run, cache_dir, out, models_dir, device, low_me
 
 
 @main.command("plan")
-@click.argument("story", type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @_ENGINE_OPTION
 @_CACHE_OPTION
+@click.option("--out", default=None, type=click.Path(file_okay=False, path_type=str),
+              help="Folder that would receive <id>/ outputs (default: <project root>/build).")
 @_MODELS_OPTION
 @_DEVICE_OPTION
 @_LOW_MEMORY_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print the nodes as JSON.")
+@click.option("--changed", is_flag=True, help="Only the nodes that will run, and why.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (the shape of build --dry-run --json).")
 @report_errors
-def plan_cmd(story, engine, cache_dir, models_dir, device, low_memory, as_json):
-    """Show what `build` would do: every node, cached or to-run, and why (same as build --dry-run)."""
+def plan_cmd(paths, engine, cache_dir, out, models_dir, device, low_memory, changed, as_json):
+    """Show what `build` would do for stories (files, or folders of stories): every node,
+    cached or to-run, and why — the input that changed, old → new, and the line that holds it.
+    The same as `build --dry-run`. Exit 2 if a story is invalid."""
     import json
 
     from kolorsc import api
 
-    plan = api.plan(story, engine=engine, cache_dir=cache_dir, models_dir=models_dir, device=device,
-                    low_memory=low_memory)
-    _echo_warnings(plan.warnings)
+    summary = api.build(paths, engine=engine, dry_run=True, cache_dir=cache_dir, out=out, models_dir=models_dir,
+                        device=device, low_memory=low_memory)
     if as_json:
-        click.echo(json.dumps(api.plan_json(plan), ensure_ascii=False, indent=2))
+        click.echo(json.dumps(summary.to_json(changed_only=changed), ensure_ascii=False, indent=2))
     else:
-        _echo_plan(plan)
+        for outcome in summary.outcomes:
+            _echo_outcome(outcome, dry_run=True, changed=changed)
+    sys.exit(summary.exit_code)
 
 
 @main.group("cache")

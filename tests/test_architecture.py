@@ -36,6 +36,7 @@ LAYERS = {
     "kolorsc.emit": 6,
     "kolorsc.remote": 6,  # cache push/pull: the cache and lock files, fsspec
     "kolorsc.build.status": 5,
+    "kolorsc.build.where": 5,  # the line of the story or style a node input comes from (plan reasons)
     "kolorsc.cache": 5,
     "kolorsc.build.graph": 4,
     "kolorsc.build.lockfile": 4,

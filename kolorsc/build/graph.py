@@ -50,7 +50,7 @@ EMIT_KINDS = (PANEL, STORYBOARD, PDF, SCORES, PAGE, THUMBNAIL, BUNDLE)
 KINDS = (DATASET, LORA, RENDER, SCORE, SELECT, *EMIT_KINDS)
 
 # Fields of the story model that never change an output: source positions, where files live.
-_COSMETIC = {"loc", "prompt_loc", "negative_loc", "source", "path", "root"}
+_COSMETIC = {"loc", "prompt_loc", "negative_loc", "locs", "source", "path", "root"}
 
 
 # -- node ids ------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from kolorsc.spec.model import (
 )
 from kolorsc.spec.validate import describe, validate
 from kolorsc.spec.yamlhelp import lint, merge
-from kolorsc.spec.yamlsource import Source, SourceError, quote, read_source
+from kolorsc.spec.yamlsource import Source, SourceError, format_path, quote, read_source
 
 ROOT_MARKERS = ("styles", ".git", "kolorsc.toml")
 STYLES_DIR = "styles"
@@ -212,6 +212,7 @@ def _style_from_source(src: Source, path: Path, root: Path, inline_id: str | Non
         lora=lora,
         source=None if inline_id is not None else path.absolute(),
         description=data.get("description", ""),
+        locs={format_path(p): Loc(src.name, line, col) for p, (line, col) in src.positions.items() if p},
     )
     return style, []
 
@@ -378,4 +379,5 @@ def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
         version=data["kolorsc"],
         description=data.get("description", ""),
         threshold=float(data.get("threshold", 6.0)),
+        locs={format_path(p): Loc(src.name, line, col) for p, (line, col) in src.positions.items() if p},
     )

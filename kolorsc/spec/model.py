@@ -154,6 +154,8 @@ class Style:
     lora: Lora | None = None
     source: Path | None = None  # styles/<id>.yaml, None when inline
     description: str = ""
+    # where each field is written: "lora.scale" -> Loc (in the style file, or the story for an inline style)
+    locs: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,8 @@ class Story:
     version: int = 1
     description: str = ""
     threshold: float = 6.0  # aesthetic gate of the challenge
+    # where each field is written: "scenes[2].seed" -> Loc (plan names the line of a change)
+    locs: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def bundle_name(self) -> str:
