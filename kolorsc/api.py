@@ -189,6 +189,7 @@ def build(
     pull: bool = False,
     remote: str | None = None,
     on_story=None,
+    on_plan=None,
 ) -> BuildSummary:
     """Build every story in `paths` (files or collection folders), together: identical
     renders across stories are made once, renders sharing a LoRA go to the engine together.
@@ -196,13 +197,16 @@ def build(
     `pull`: before running, fetch from the team's remote cache (`remote`, else $KOLORSC_REMOTE
     or kolorsc.toml) what the plans need; what it lacks is built here. A story that fails or
     is invalid is recorded and the others still build. `on_story(outcome)` is called for each
-    story once its outcome is known."""
+    story once its outcome is known; `on_plan(outcome)` once it is planned, before anything runs
+    (the CLI prints planning warnings then, such as the placeholder team of a real build)."""
     start = time.perf_counter()
     files = story_files(paths)
     eng = engine if isinstance(engine, Engine) else make_engine(engine, models_dir, device, cache_dir, low_memory)
     cache = Cache(cache_dir)
     outcomes = [_plan_one(path, eng, cache, models_dir, fetch=not dry_run) for path in files]
     _refuse_shared_outputs(outcomes, out)
+    for outcome in outcomes if on_plan else ():
+        on_plan(outcome)
     if pull and not dry_run:
         _pull(outcomes, cache, remote, files, progress)
         outcomes = [_plan_one(path, eng, cache, models_dir, fetch=True) if o.status == PLANNED else o
@@ -285,8 +289,13 @@ def _plan_one(path: Path, engine: Engine, cache: Cache, models_dir: Path | None,
             problems = input_problems(story.style, path)
             if problems:
                 raise SpecError(problems)
+            from kolorsc.spec.check import placeholder_team_problem
+
+            team = placeholder_team_problem(story)  # said before the GPU work; fixing it later re-emits only
+            if team is not None:
+                outcome.warnings.append(team.format().replace("warning: ", "", 1))
         outcome.plan = plan_story(story, panels, engine, cache, models_dir=models_dir, fetch=fetch)
-        outcome.warnings = list(outcome.plan.warnings)
+        outcome.warnings += list(outcome.plan.warnings)
         outcome.status = PLANNED
     except SpecError as exc:
         outcome.status, outcome.diagnostics, outcome.exit_code = INVALID, exc.diagnostics, 2

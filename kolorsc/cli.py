@@ -199,9 +199,10 @@ def _echo_plan(plan, changed: bool = False) -> None:
         click.echo(f"  {n.status:<8} {str(n.id):<22} {why}{where}".rstrip())
 
 
-def _echo_outcome(outcome, dry_run: bool, changed: bool = False) -> None:
+def _echo_outcome(outcome, dry_run: bool, changed: bool = False, warnings: bool = True) -> None:
     name = outcome.story_id or outcome.path
-    _echo_warnings(outcome.warnings)
+    if warnings:
+        _echo_warnings(outcome.warnings)
     if outcome.status == "invalid":
         for d in outcome.diagnostics:
             click.echo(d.format(), err=True)
@@ -251,16 +252,24 @@ def build_cmd(paths, engine, dry_run, cache_dir, out, models_dir, device, low_me
 
     bars = _Bars(enabled=not quiet and not as_json and sys.stderr.isatty())
 
+    said: set[tuple[str, str]] = set()
+
+    def on_plan(outcome):  # before anything runs: a real build's warnings are worth reading first
+        if not as_json and not dry_run:
+            _echo_warnings(outcome.warnings)
+            said.update((str(outcome.path), w) for w in outcome.warnings)
+
     def on_story(outcome):
         bars.close()
         if as_json or (quiet and outcome.status not in ("failed", "invalid")):
             return
-        _echo_outcome(outcome, dry_run, changed)
+        _echo_warnings([w for w in outcome.warnings if (str(outcome.path), w) not in said])
+        _echo_outcome(outcome, dry_run, changed, warnings=False)
 
     summary = api.build(
         paths, engine=engine, dry_run=dry_run, cache_dir=cache_dir, out=out, models_dir=models_dir,
         device=device, low_memory=low_memory, keep_going=keep_going, progress=bars, pull=pull, remote=remote,
-        on_story=on_story,
+        on_story=on_story, on_plan=on_plan,
     )
     if as_json:
         click.echo(json.dumps(summary.to_json(changed_only=changed), ensure_ascii=False, indent=2))

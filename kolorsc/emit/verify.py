@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from kolorsc.emit.bundlename import name_problems
 from kolorsc.emit.common import image_name
 from kolorsc.emit.modelcard import PREVIEW_MARKER
 from kolorsc.errors import UsageError
@@ -220,6 +221,7 @@ def verify_bundle(path: Path, *, threshold: float = 6.0, scorer: AestheticScorer
                 report.error("unsafe paths in the zip: " + ", ".join(unsafe))
             images = _check_images(zf, names, report)
             prompts = _check_prompts(zf, names, images, report)
+            report.findings += [Finding(level, message) for level, message in name_problems(path, prompts)]
             _check_lora(zf, names, report)
             if "README.md" not in names:
                 report.warning("README.md (the LoRA's model card) is missing: the challenge asks for a description")

@@ -115,8 +115,28 @@ def check_file(path: Path, inputs: bool = True) -> FileReport:
     except SpecError as exc:
         return FileReport(path, kind, tuple(exc.diagnostics))
     problems = input_problems(style, path) if inputs else []
-    warnings = _lint_warnings(path) + (_tofu(path, story, rendered) if rendered is not None else [])
+    warnings = _lint_warnings(path) + (_tofu(path, story, rendered) + _placeholder_team(path, story)
+                                       if rendered is not None else [])
     return FileReport(path, kind, tuple(problems), warnings=tuple(warnings))
+
+
+def placeholder_team_problem(story) -> Diagnostic | None:
+    """`team: my-team` is what `kolorsc init` writes: the bundle would carry it as the team's name."""
+    from kolorsc.errors import WARNING
+    from kolorsc.spec.scaffold import DEFAULT_TEAM
+
+    if story.team != DEFAULT_TEAM:
+        return None
+    loc = story.locs.get("team")
+    return Diagnostic(loc.file if loc else str(story.path), loc.line if loc else None, loc.col if loc else None,
+                      "team", f"the team is still the placeholder \"{DEFAULT_TEAM}\": the bundle would be named "
+                      f"{story.bundle_name}.zip", "set team: to your team's registered name before a real build",
+                      WARNING)
+
+
+def _placeholder_team(path: Path, story) -> list[Diagnostic]:
+    problem = placeholder_team_problem(story)
+    return [problem] if problem else []
 
 
 def _lint_warnings(path: Path) -> list[Diagnostic]:

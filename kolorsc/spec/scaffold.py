@@ -15,6 +15,7 @@ from kolorsc.spec.loader import STYLES_DIR, display_name, find_project_root
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 DEFAULT_STYLE = "anime"
+DEFAULT_TEAM = "my-team"  # a placeholder: check warns, bundle verify refuses it (kolorsc.emit.bundlename)
 
 # The challenge baseline (same values as styles/anime.yaml of the kolorsc repository).
 _ANIME_STYLE = """\
@@ -178,7 +179,7 @@ def init_story(
     *,
     style: str = DEFAULT_STYLE,
     title: str | None = None,
-    team: str = "my-team",
+    team: str = DEFAULT_TEAM,
     new_style: bool = False,
 ) -> list[Path]:
     """Write <directory>/<name>.yaml (and styles/<style>.yaml when missing). Returns the files

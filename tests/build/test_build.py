@@ -56,7 +56,7 @@ def test_cold_build_writes_every_output_and_the_lock(built):
     out = out_dir(built / "project")
     names = set(tree_bytes(out))
     assert {f"panels/{i:02d}.png" for i in range(1, 9)} <= names
-    assert {"storyboard.png", "storyboard.pdf", "scores.json", f"my-team-可图Kolors训练-{STORY}.zip"} <= names
+    assert {"storyboard.png", "storyboard.pdf", "scores.json", f"kolorsc-可图Kolors训练-{STORY}.zip"} <= names
     lock = lockfile.read(lock_path(story_path(built / "project"))).lock
     assert lock is not None and lock.story == STORY and lock.engine == "preview"
     # every output file in build/ is what the lock file recorded
@@ -202,7 +202,7 @@ def test_two_clean_builds_are_byte_identical(built, tmp_path):
 
 def test_team_rename_replaces_the_bundle_and_renders_nothing(fresh):
     project, cache = fresh
-    edit(story_path(project), "team: my-team", "team: ink-lab")
+    edit(story_path(project), "team: kolorsc", "team: ink-lab")
     summary, engine = rebuild(project, cache)
     assert summary.exit_code == 0 and engine.rendered == []
     assert [p.name for p in out_dir(project).glob("*.zip")] == [f"ink-lab-可图Kolors训练-{STORY}.zip"]
