@@ -138,6 +138,10 @@ def make_engine(name: str, models_dir: Path | None = None, device: str | None = 
                 cache_dir: Path | None = None, low_memory: bool | None = None) -> Engine:
     # the kolors engine keeps its prompt-embedding cache inside the build cache folder;
     # low_memory None lets it decide from the device's memory
+    if name != "preview":
+        from kolorsc.extras import require
+
+        require("models", "torch", "diffsynth")
     options = {} if name == "preview" else {"models_dir": models_dir, "device": device, "cache_dir": cache_dir,
                                             "low_memory": low_memory}
     return get_engine(name, **options)
@@ -382,6 +386,9 @@ def train(style_file: Path, *, out_dir: Path | None = None, dataset_only: bool =
     from kolorsc.data import dataset_fingerprint, modelscope_listing, prepare_dataset
     from kolorsc.spec.loader import find_project_root, load_style
 
+    from kolorsc.extras import require
+
+    require("models", "data_juicer", *(() if dataset_only else ("torch", "diffsynth", "lightning")))
     path = Path(style_file).resolve()
     root = find_project_root(path)
     style = load_style(path, root=root)
@@ -447,8 +454,10 @@ def lora_export(source: Path, target: Path, alpha: float | None = None):
 def score(folder: Path, *, models_dir: Path | None = None, device: str | None = None, threshold: float = 6.0,
           prompts: Path | None = None):
     """Score every image in `folder` like the challenge's script (kolorsc.scoring.present)."""
+    from kolorsc.extras import require
     from kolorsc.scoring import present
 
+    require("models", "torch", "transformers")
     return present.score_folder(Path(folder), user_paths.models_dir(models_dir), device=device,
                                 threshold=threshold, prompts=Path(prompts) if prompts else None)
 
@@ -460,7 +469,10 @@ def bundle_verify(bundle: Path, *, threshold: float = 6.0, rescore: bool = False
 
     scorer = None
     if rescore:  # torch and the predictor only when asked for
+        from kolorsc.extras import require
         from kolorsc.scoring import load_scorers
+
+        require("models", "torch", "transformers")
 
         scorer = load_scorers(user_paths.models_dir(models_dir), device).aesthetic
     return verify_bundle(Path(bundle), threshold=threshold, scorer=scorer)

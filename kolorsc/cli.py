@@ -16,22 +16,53 @@ from kolorsc import __version__
 from kolorsc.errors import KolorscError, SpecError
 
 
+def _wants_json(kwargs) -> bool:
+    return bool(kwargs.get("as_json")) or kwargs.get("fmt") == "json"
+
+
 def report_errors(fn):
-    """Turn the library's errors into a message on stderr and the documented exit code."""
+    """Turn the library's errors into a message on stderr (or, with --json, a JSON error object
+    on stdout) and the documented exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except SpecError as exc:
-            for d in exc.diagnostics:
-                click.echo(d.format(), err=True)
-            sys.exit(exc.exit_code)
+        except ImportError as exc:
+            from kolorsc.extras import missing_extra
+
+            error = missing_extra(exc)
+            if error is None:
+                raise
+            _fail(error, _wants_json(kwargs))
         except KolorscError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(exc, _wants_json(kwargs))
 
     return wrapper
+
+
+def _fail(exc: KolorscError, as_json: bool) -> None:
+    if as_json:
+        import json
+
+        from kolorsc.spec.jsonout import error_json
+
+        click.echo(json.dumps(error_json(exc), ensure_ascii=False, indent=2))
+    elif isinstance(exc, SpecError):
+        for d in exc.diagnostics:
+            click.echo(d.format(), err=True)
+    else:
+        click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _json(data) -> None:
+    import json
+
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+_JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (errors too).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,18 +80,31 @@ def main() -> None:
 @click.option("--inputs/--no-inputs", default=True, show_default=True,
               help="Require the local files the styles name (lora.path, local dataset folders): a build "
                    "with the real engine fails without them. --no-inputs: a checkout that only builds previews.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+              help="text: file:line:col: path: message; json: one object; github: GitHub Actions annotations.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @report_errors
-def check_cmd(paths, inputs):
+def check_cmd(paths, inputs, fmt, as_json):
     """Check story files and collections (directories): one line per problem, then a summary.
     Exit 0 when every file is valid, 2 otherwise."""
     from pathlib import Path
 
     from kolorsc.spec import check_paths
 
+    fmt = "json" if as_json else fmt
     report = check_paths([Path(p) for p in paths], inputs=inputs)
-    for diagnostic in report.diagnostics:
-        click.echo(diagnostic.format())
-    click.echo(report.summary())
+    if fmt == "json":
+        _json(report.to_json())
+    elif fmt == "github":
+        from kolorsc.spec.jsonout import github_annotation
+
+        for diagnostic in report.diagnostics:
+            click.echo(github_annotation(diagnostic))
+        click.echo(report.summary())
+    else:
+        for diagnostic in report.diagnostics:
+            click.echo(diagnostic.format())
+        click.echo(report.summary())
     sys.exit(0 if report.ok else 2)
 
 
@@ -97,8 +141,9 @@ def prompts_cmd(story, as_json):
 @click.option("--team", default="my-team", show_default=True, help="Team name used in the bundle name.")
 @click.option("--new-style", is_flag=True,
               help="Create styles/<style>.yaml even when its name is close to an existing style's.")
+@_JSON_OPTION
 @report_errors
-def init_cmd(name, collection, directory, style, title, team, new_style):
+def init_cmd(name, collection, directory, style, title, team, new_style, as_json):
     """Write a new story NAME.yaml that passes `kolorsc check` as written, or with
     `--collection NAME` a new collection repository (then NAME, if given, names its first
     story). Never overwrites."""
@@ -112,6 +157,8 @@ def init_cmd(name, collection, directory, style, title, team, new_style):
 
         written = init_collection(collection, Path(directory) if directory else None, team=team, style=style,
                                   story=name or "first-story")
+        if as_json:
+            return _json({"ok": True, "written": [str(p) for p in written]})
         for path in written:
             click.echo(f"wrote {path}")
         click.echo(f"next: cd {Path(directory or '.') / collection} && git add -A && git commit -m 'new collection' "
@@ -122,6 +169,10 @@ def init_cmd(name, collection, directory, style, title, team, new_style):
 
     written = init_story(name, Path(directory) if directory else None, style=style, title=title, team=team,
                          new_style=new_style)
+    if as_json:
+        from kolorsc.spec.jsonout import relative
+
+        return _json({"ok": True, "written": [relative(p) for p in written]})
     for path in written:
         click.echo(f"wrote {path}")
     click.echo(f"next: kolorsc check {written[0]} && kolorsc prompts {written[0]}")
@@ -345,13 +396,25 @@ def cache_info_cmd(cache_dir, as_json):
               help="Lock file, story or folder whose lock files' entries are always kept (repeatable).")
 @click.option("--older-than", "older_than", type=float, default=30.0, show_default=True,
               help="Remove unkept entries last written or used more than this many days ago.")
-@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option("--force", is_flag=True, help="Allow --older-than 0 without --keep (empties the cache).")
+@_JSON_OPTION
 @report_errors
-def cache_gc_cmd(cache_dir, keep, older_than, dry_run):
+def cache_gc_cmd(cache_dir, keep, older_than, dry_run, force, as_json):
     """Remove cache entries no kept lock file references and unused for --older-than days."""
     from kolorsc import api
+    from kolorsc.errors import UsageError
 
+    if older_than == 0 and not keep and not force and not dry_run:
+        raise UsageError("--older-than 0 without --keep removes every entry of the cache: add --keep STORIES "
+                         "(the lock files whose entries stay), or --force to empty it, or --dry-run to see the list")
     r = api.cache_gc(cache_dir, keep=keep, older_than_days=older_than, dry_run=dry_run)
+    if as_json:
+        return _json({"ok": True, "dry_run": r.dry_run, "removed": r.removed, "freed": r.freed, "kept": r.kept,
+                      "paths": list(r.paths)})
+    if r.dry_run:
+        for path in r.paths:
+            click.echo(f"  {path}")
     verb = "would remove" if r.dry_run else "removed"
     click.echo(f"{verb} {r.removed} entr{'y' if r.removed == 1 else 'ies'} ({_size(r.freed)}); kept {r.kept}")
 
@@ -473,8 +536,9 @@ def cache_pull_cmd(paths, remote, keys, cache_dir, as_json):
 @click.option("--private/--public", "private", default=None, help="Repository visibility (default: kolorsc.toml, else public).")
 @click.option("--force", is_flag=True, help="Publish even when the bundle breaks a challenge rule (never a preview).")
 @_CACHE_OPTION
+@_JSON_OPTION
 @report_errors
-def publish_cmd(story, dry_run, owner, name, out, private, force, cache_dir):
+def publish_cmd(story, dry_run, owner, name, out, private, force, cache_dir, as_json):
     """Publish STORY's LoRA to ModelScope as a model repository: the LoRA, a model card (base
     model, trigger, rank/alpha, dataset, sample panels, the bundle's name), the eight panels and
     their prompts. Needs MODELSCOPE_API_TOKEN or `modelscope login` (not with --dry-run)."""
@@ -484,6 +548,10 @@ def publish_cmd(story, dry_run, owner, name, out, private, force, cache_dir):
 
     pub = publish(Path(story), dry_run=dry_run, owner=owner, name=name, out=Path(out) if out else None,
                   cache_dir=cache_dir, private=private, force=force)
+    if as_json:
+        return _json({"ok": True, "dry_run": dry_run, "repo_id": pub.repo_id, "name": pub.chinese_name,
+                      "folder": str(pub.folder), "metadata": str(pub.metadata_path), "files": pub.files,
+                      "private": pub.private, "url": pub.url, "warnings": pub.warnings})
     for warning in pub.warnings:
         click.echo(f"warning: {warning}", err=True)
     visibility = "private" if pub.private else "public"
@@ -508,14 +576,21 @@ def bundle_group() -> None:
 @click.option("--rescore", is_flag=True, help="Recompute the aesthetic score from the images (needs the scorer weights).")
 @click.option("--models-dir", default=None, help="Model weights folder for --rescore (default: $KOLORSC_MODELS or ~/.cache/kolorsc/models).")
 @click.option("--device", default=None, help="torch device for --rescore; default cuda when available, else cpu.")
+@_JSON_OPTION
 @report_errors
-def bundle_verify(bundle: str, threshold: float, rescore: bool, models_dir: str | None, device: str | None) -> None:
+def bundle_verify(bundle: str, threshold: float, rescore: bool, models_dir: str | None, device: str | None,
+                  as_json: bool) -> None:
     """Check BUNDLE (a .zip): eight images only, prompts, a loadable LoRA, not a preview, and the
     mean aesthetic score against the threshold. Exit 0 when valid, 1 when not, 2 when BUNDLE is
     missing or not a zip."""
     from kolorsc import api
 
     report = api.bundle_verify(bundle, threshold=threshold, rescore=rescore, models_dir=models_dir, device=device)
+    if as_json:
+        _json({"ok": report.ok, "bundle": bundle, "findings": [{"severity": f.level, "message": f.message}
+                                                              for f in report.findings],
+               "aesthetic_mean": report.aesthetic_mean, "threshold": threshold, "rescored": report.rescored})
+        sys.exit(0 if report.ok else 1)
     for finding in report.findings:
         click.echo(finding.format())
     if report.aesthetic_mean is not None:
@@ -547,13 +622,18 @@ def models_group() -> None:
 
 @models_group.command("list")
 @_MODELS_OPTION
+@_JSON_OPTION
 @report_errors
-def models_list(models_dir):
+def models_list(models_dir, as_json):
     """Show every model kolorsc uses and whether its files are present."""
     from kolorsc import paths
 
     models = _model_registry()
     root = paths.models_dir(models_dir)
+    if as_json:
+        return _json({"ok": True, "models_dir": str(root), "models": [
+            {"name": m.name, "repo": m.repo, "folder": str(m.folder), "purpose": m.purpose, "present": m.present,
+             "missing": list(m.missing), "size": m.size_bytes} for m in models.list_models(root)]})
     click.echo(f"models directory: {root}")
     for status in models.list_models(root):
         state = "present" if status.present else f"missing {len(status.missing)} file(s)"
@@ -563,29 +643,43 @@ def models_list(models_dir):
 @models_group.command("pull")
 @click.argument("names", nargs=-1)
 @_MODELS_OPTION
+@_JSON_OPTION
 @report_errors
-def models_pull(names, models_dir):
+def models_pull(names, models_dir, as_json):
     """Download models from ModelScope (all when no NAMES): only the files kolorsc reads,
     into a .partial folder first, moved into place once complete."""
     from kolorsc import paths
 
+    from kolorsc.extras import require
+
+    require("models", "modelscope")  # said up front, not after a failed download
     models = _model_registry()
     root = paths.models_dir(models_dir)
     names = names or tuple(sorted(models.REGISTRY))
-    for folder in models.pull(names, root, progress=lambda d, t, label: click.echo(f"[{d}/{t}] {label}", err=True)):
+    folders = models.pull(names, root, progress=lambda d, t, label: click.echo(f"[{d}/{t}] {label}", err=True))
+    if as_json:
+        return _json({"ok": True, "folders": [str(f) for f in folders]})
+    for folder in folders:
         click.echo(f"ok {folder}")
 
 
 @models_group.command("verify")
 @click.argument("names", nargs=-1)
 @_MODELS_OPTION
+@_JSON_OPTION
 @report_errors
-def models_verify(names, models_dir):
+def models_verify(names, models_dir, as_json):
     """Check the file layout and that every file is complete and readable. Exit 1 if not."""
     from kolorsc import paths
 
     models = _model_registry()
     report = models.verify(names, paths.models_dir(models_dir))
+    if as_json:
+        _json({"ok": report.ok, "models": {name: {"folder": str(report.folders[name]), "ok": all(c.ok for c in checks),
+                                                  "files": [{"file": c.file, "ok": c.ok, "problem": c.problem or None}
+                                                            for c in checks]}
+                                           for name, checks in report.models.items()}})
+        sys.exit(0 if report.ok else 1)
     for name, checks in report.models.items():
         bad = [c for c in checks if not c.ok]
         click.echo(f"{name}: {'ok' if not bad else f'{len(bad)} problem(s)'} ({report.folders[name]})")
@@ -617,8 +711,9 @@ def _print_dataset_report(report) -> None:
 @click.option("--dataset-only", is_flag=True, help="Prepare the dataset and print its report; do not train.")
 @_MODELS_OPTION
 @_DEVICE_OPTION
+@_JSON_OPTION
 @report_errors
-def train_cmd(style_file, out_dir, dataset_only, models_dir, device):
+def train_cmd(style_file, out_dir, dataset_only, models_dir, device, as_json):
     """Train a style's LoRA outside a story build: Data-Juicer dataset, Lightning training, and
     lora.safetensors (kohya keys, for ComfyUI/diffusers) + lora.diffsynth.safetensors."""
     import json
@@ -628,8 +723,15 @@ def train_cmd(style_file, out_dir, dataset_only, models_dir, device):
     bars = _Bars(sys.stderr.isatty())
     # Lightning draws the training bar itself (steps, loss, it/s).
     outcome = api.train(style_file, out_dir=out_dir, dataset_only=dataset_only, models_dir=models_dir,
-                        device=device, progress=bars, lightning_bar=True)
+                        device=device, progress=None if as_json else bars, lightning_bar=not as_json)
     bars.close()
+    if as_json:
+        result = outcome.result
+        return _json({"ok": True, "dataset_dir": str(outcome.dataset_dir),
+                      "dataset": outcome.dataset_report.to_json() if outcome.dataset_report else None,
+                      "lora": None if result is None else {
+                          "path": str(result.path), "diffsynth_path": str(result.diffsynth_path), "rank": result.rank,
+                          "alpha": result.alpha, "steps": result.steps}})
     if outcome.dataset_report is None:
         click.echo(f"dataset unchanged: {outcome.dataset_dir}")
     else:
@@ -652,12 +754,18 @@ def lora_group() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=str))
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Check every layer against the Kolors UNet's shapes (exit 1 when it does not fit).")
+@_JSON_OPTION
 @report_errors
-def lora_inspect(file, check):
+def lora_inspect(file, check, as_json):
     """Format, rank, alpha, layers and metadata of a LoRA file."""
     from kolorsc import api
 
     lora, problems = api.lora_inspect(file, check=check)
+    if as_json:
+        _json({"ok": not problems, "file": file, "format": lora.format, "layers": len(lora.layers), "rank": lora.rank,
+               "alphas": sorted({layer.alpha for layer in lora.layers.values() if layer.alpha is not None}),
+               "metadata": lora.metadata, "checked": check, "problems": problems})
+        sys.exit(1 if problems else 0)
     alphas = sorted({layer.alpha for layer in lora.layers.values() if layer.alpha is not None})
     click.echo(f"{file}: {lora.format}, {len(lora.layers)} layer(s), rank {lora.rank}, "
                f"alpha {', '.join(f'{a:g}' for a in alphas) or 'none (diffsynth: applied as W += scale * up @ down)'}")
@@ -677,13 +785,16 @@ def lora_inspect(file, check):
 @click.argument("target", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--alpha", type=float, default=None,
               help="Alpha to record when the source has none (diffsynth checkpoints); default: the rank.")
+@_JSON_OPTION
 @report_errors
-def lora_export(source, target, alpha):
+def lora_export(source, target, alpha, as_json):
     """Convert a LoRA (e.g. diffsynth's epoch=0-step=500.ckpt) to kohya-style safetensors."""
     from kolorsc import api
 
     lora = api.lora_export(source, target, alpha=alpha)
     first = next(iter(lora.layers.values()))
+    if as_json:
+        return _json({"ok": True, "target": target, "layers": len(lora.layers), "rank": lora.rank, "alpha": first.alpha})
     click.echo(f"✓ {len(lora.layers)} layer(s), rank {lora.rank}, alpha {first.alpha:g} -> {target}")
 
 

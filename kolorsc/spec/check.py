@@ -50,6 +50,19 @@ class CheckReport:
     def diagnostics(self) -> list[Diagnostic]:
         return [d for f in self.files for d in (*f.diagnostics, *f.warnings)]
 
+    def to_json(self) -> dict:
+        """`kolorsc check --json`: every file with its status, every diagnostic in the one shape."""
+        from kolorsc.spec.jsonout import diagnostic_json, relative
+
+        warned = sum(len(f.warnings) for f in self.files)
+        return {
+            "ok": self.ok,
+            "files": [{"file": relative(f.path), "kind": f.kind, "ok": f.ok} for f in self.files],
+            "diagnostics": [diagnostic_json(d) for d in self.diagnostics],
+            "counts": {"files": len(self.files), "invalid": self.invalid, "problems": self.problems,
+                       "warnings": warned},
+        }
+
     def summary(self) -> str:
         n = len(self.files)
         files = "file" if n == 1 else "files"

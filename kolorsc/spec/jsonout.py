@@ -3,6 +3,7 @@
     relative(path)          "stories/x.yaml" for any spelling of that file (absolute, ../, cwd-relative)
     diagnostic_json(d)      {file, line, col, path, severity, message, hint}
     error_json(exc)         what `--json` prints on stdout when a command fails on bad input
+    github_annotation(d)    `::error file=…,line=…,col=…::…` for `kolorsc check --format github`
 
 Every command's `--json` goes through these, so a tool reading kolorsc's output sees the same
 keys everywhere and file names that do not depend on where kolorsc was started.
@@ -41,3 +42,23 @@ def error_json(exc: BaseException) -> dict:
     message = f"{len(diagnostics)} problem(s)" if diagnostics else str(exc)
     return {"ok": False, "exit_code": code, "error": {"type": type(exc).__name__, "message": message},
             "diagnostics": diagnostics}
+
+
+def _escape_data(text: str) -> str:
+    # GitHub Actions workflow commands: %, CR and LF escaped in the message ...
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    # ... and in property values also : and ,
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotation(d: Diagnostic) -> str:
+    """A GitHub Actions annotation: the pull request shows the diagnostic on its line."""
+    props = [f"file={_escape_property(relative(d.file) or d.file)}"]
+    if d.line is not None:
+        props += [f"line={d.line}", f"col={d.col or 1}"]
+    props.append(f"title={_escape_property('kolorsc check' + (': ' + d.path if d.path else ''))}")
+    message = d.message + (f" ({d.hint})" if d.hint else "")
+    return f"::{'warning' if d.severity == 'warning' else 'error'} {','.join(props)}::{_escape_data(message)}"
