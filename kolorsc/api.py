@@ -27,6 +27,7 @@ from kolorsc.build.status import TO_RUN, Plan, plan_of
 from kolorsc.cache import Cache, CacheInfo, GcReport
 from kolorsc.engines import Engine, get_engine
 from kolorsc.errors import Diagnostic, KolorscError, SpecError, UsageError
+from kolorsc.i18n import _
 from kolorsc.prompts import Panel
 from kolorsc.spec.model import Story
 
@@ -130,7 +131,7 @@ def story_files(paths: Sequence[Path]) -> list[Path]:
 
     files = iter_story_files([Path(p) for p in paths])
     if not files:
-        raise UsageError(f"no story files found in {', '.join(str(p) for p in paths)}")
+        raise UsageError(_("no story files found in {paths}").format(paths=", ".join(str(p) for p in paths)))
     return files
 
 
@@ -253,7 +254,7 @@ def _refuse_shared_outputs(outcomes: list[StoryOutcome], out: Path | None) -> No
                 problem = claim_problem(o.plan.story, folder, at[id(o)])
             if problem is not None:
                 o.status, o.plan, o.exit_code, o.diagnostics = INVALID, None, 2, [problem]
-                o.error = f"another story writes {folder.name}/"
+                o.error = _("another story writes {folder}/").format(folder=folder.name)
 
 
 def _pull(outcomes: list[StoryOutcome], cache: Cache, remote: str | None, files: list[Path],
@@ -277,7 +278,7 @@ def _pull(outcomes: list[StoryOutcome], cache: Cache, remote: str | None, files:
     report = pull_keys(cache, spec.url, list(wanted), (lambda d, t, label: progress("pull", d, t, label))
                        if progress else None, expected={k: v for k, v in wanted.items() if v}, options=spec.options)
     for o in outcomes:
-        o.warnings += [f"remote cache: {key[:16]} {why}; built here instead"
+        o.warnings += [_("remote cache: {key} {why}; built here instead").format(key=key[:16], why=why)
                        for key, why in sorted({**report.refused, **report.failed}.items())]
 
 
@@ -297,13 +298,13 @@ def _plan_one(path: Path, engine: Engine, cache: Cache, models_dir: Path | None,
 
             team = placeholder_team_problem(story)  # said before the GPU work; fixing it later re-emits only
             if team is not None:
-                outcome.warnings.append(team.format().replace("warning: ", "", 1))
+                outcome.warnings.append(team.format().replace(_("warning: "), "", 1))
         outcome.plan = plan_story(story, panels, engine, cache, models_dir=models_dir, fetch=fetch)
         outcome.warnings += list(outcome.plan.warnings)
         outcome.status = PLANNED
     except SpecError as exc:
         outcome.status, outcome.diagnostics, outcome.exit_code = INVALID, exc.diagnostics, 2
-        outcome.error = f"{len(exc.diagnostics)} problem(s) in the story"
+        outcome.error = _("{n} problem(s) in the story").format(n=len(exc.diagnostics))
     except KolorscError as exc:
         outcome.error, outcome.exit_code = str(exc), exc.exit_code
     except Exception as exc:  # noqa: BLE001 - one broken story must not stop a collection
@@ -353,14 +354,15 @@ def cache_gc(
 
     `keep`: lock files, or story files / folders whose `<story>.lock` files are kept."""
     if older_than_days < 0:
-        raise UsageError("--older-than must be zero or more days")
+        raise UsageError(_("--older-than must be zero or more days"))
     from kolorsc.remote.keys import lock_files
 
     keys: set[str] = set()
     for lock, found in lock_files(keep):
         read = lockfile.read(lock)
         if read.lock is None and not found:
-            raise UsageError(f"{lock}: not a readable kolorsc lock file" + (f" ({read.problem})" if read.problem else ""))
+            raise UsageError(_("{lock}: not a readable kolorsc lock file").format(lock=lock)
+                             + (f" ({read.problem})" if read.problem else ""))
         if read.lock is not None:  # other tools' *.lock files found in a folder are ignored
             keys.update(e.key for e in read.lock.nodes.values())
     return Cache(cache_dir).gc(keys, older_than_days, dry_run=dry_run)
@@ -393,7 +395,8 @@ def train(style_file: Path, *, out_dir: Path | None = None, dataset_only: bool =
     root = find_project_root(path)
     style = load_style(path, root=root)
     if style.lora is None or style.lora.training is None or style.lora.dataset is None:
-        raise UsageError(f"{style_file}: the style has no lora.training and lora.dataset to train from")
+        raise UsageError(_("{style}: the style has no lora.training and lora.dataset to train from").format(
+            style=style_file))
     out = Path(out_dir).resolve() if out_dir else root / "build" / "lora" / style.id
     models = user_paths.models_dir(models_dir)
     dataset = style.lora.dataset
@@ -441,7 +444,8 @@ def lora_export(source: Path, target: Path, alpha: float | None = None):
     lora = read_lora(Path(source))
     problems = check_fits(lora.layers, kolors_unet_shapes())
     if problems:
-        raise EngineError(f"{source} does not fit the Kolors UNet: " + "; ".join(problems[:3]))
+        raise EngineError(_("{source} does not fit the Kolors UNet: {problems}").format(
+            source=source, problems="; ".join(problems[:3])))
     for layer in lora.layers.values():
         if layer.alpha is None or alpha is not None:
             layer.alpha = alpha if alpha is not None else float(layer.rank)

@@ -14,6 +14,7 @@ import click
 
 from kolorsc import __version__
 from kolorsc.errors import KolorscError, SpecError
+from kolorsc.i18n import N_, _, ngettext
 
 
 def _wants_json(kwargs) -> bool:
@@ -52,7 +53,7 @@ def _fail(exc: KolorscError, as_json: bool) -> None:
         for d in exc.diagnostics:
             click.echo(d.format(), err=True)
     else:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(_("error: {message}").format(message=exc), err=True)
     sys.exit(exc.exit_code)
 
 
@@ -65,8 +66,30 @@ def _json(data) -> None:
 _JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (errors too).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _set_language(ctx, param, value):
+    if value:
+        from kolorsc.i18n import set_language
+
+        set_language(value)
+    return value
+
+
+_LANG = dict(type=click.Choice(["zh", "en"]), default=None, expose_value=False, is_eager=True, callback=_set_language,
+             help="Language of messages: zh (简体中文) or en (default: $KOLORSC_LANG, else the locale, "
+                  "e.g. LANG=zh_CN.UTF-8).")
+
+
+class _Main(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra):
+        from kolorsc.i18n import set_language
+
+        set_language(None)  # each invocation chooses again (--lang, $KOLORSC_LANG, the locale)
+        return super().make_context(info_name, args, parent, **extra)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kolorsc")
+@click.option("--lang", **_LANG)
 def main() -> None:
     """kolorsc: compile a story written in YAML into eight Kolors panels, a storyboard and a
     submission bundle."""
@@ -160,12 +183,13 @@ def init_cmd(name, collection, directory, style, title, team, new_style, as_json
         if as_json:
             return _json({"ok": True, "written": [str(p) for p in written]})
         for path in written:
-            click.echo(f"wrote {path}")
-        click.echo(f"next: cd {Path(directory or '.') / collection} && git add -A && git commit -m 'new collection' "
-                   "&& pre-commit install && kolorsc check stories/ styles/")
+            click.echo(_("wrote {path}").format(path=path))
+        click.echo(_("next: {commands}").format(commands=f"cd {Path(directory or '.') / collection} && git add -A && "
+                                                         "git commit -m 'new collection' && pre-commit install && "
+                                                         "kolorsc check stories/ styles/"))
         return
     if name is None:
-        raise UsageError("kolorsc init NAME (a story) or kolorsc init --collection NAME (a repository)")
+        raise UsageError(_("kolorsc init NAME (a story) or kolorsc init --collection NAME (a repository)"))
 
     written = init_story(name, Path(directory) if directory else None, style=style, title=title, team=team,
                          new_style=new_style)
@@ -174,8 +198,8 @@ def init_cmd(name, collection, directory, style, title, team, new_style, as_json
 
         return _json({"ok": True, "written": [relative(p) for p in written]})
     for path in written:
-        click.echo(f"wrote {path}")
-    click.echo(f"next: kolorsc check {written[0]} && kolorsc prompts {written[0]}")
+        click.echo(_("wrote {path}").format(path=path))
+    click.echo(_("next: {commands}").format(commands=f"kolorsc check {written[0]} && kolorsc prompts {written[0]}"))
 
 
 @main.command("schema")
@@ -233,21 +257,34 @@ class _Bars:
 
 def _echo_warnings(warnings) -> None:
     for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(_("warning: ") + str(warning), err=True)
+
+
+_STATUS = {"cached": N_("cached"), "to-run": N_("to-run"), "skipped": N_("skipped")}  # as shown; JSON keeps the keys
+_OUTCOME = {"built": N_("built"), "up-to-date": N_("up-to-date"), "planned": N_("planned"), "failed": N_("failed"),
+            "invalid": N_("invalid")}
+
+
+def _wide(text: str) -> int:
+    """How many characters of `text` take two columns (CJK): padding counts columns, not characters."""
+    import unicodedata
+
+    return sum(1 for ch in text if unicodedata.east_asian_width(ch) in "WF")
 
 
 def _echo_plan(plan, changed: bool = False) -> None:
     counts = plan.counts()
     engine = plan.engine.get("name", "?")
-    click.echo(f"{plan.story.id} (engine {engine}): {counts['cached']} cached, {counts['to-run']} to run, "
-               f"{counts['skipped']} skipped")
+    click.echo(_("{story} (engine {engine}): {cached} cached, {to_run} to run, {skipped} skipped").format(
+        story=plan.story.id, engine=engine, cached=counts["cached"], to_run=counts["to-run"], skipped=counts["skipped"]))
     for n in plan.nodes:
         if changed and n.status != "to-run":
             continue
         why = "; ".join(n.why)
         located = any(c.loc for c in n.changes)
         where = f"  [{n.loc}]" if n.loc and n.status == "to-run" and n.kind == "render" and not located else ""
-        click.echo(f"  {n.status:<8} {str(n.id):<22} {why}{where}".rstrip())
+        status = _(_STATUS.get(n.status, n.status))
+        click.echo(f"  {status:<{8 - _wide(status)}} {str(n.id):<22} {why}{where}".rstrip())
 
 
 def _echo_outcome(outcome, dry_run: bool, changed: bool = False, warnings: bool = True) -> None:
@@ -257,21 +294,22 @@ def _echo_outcome(outcome, dry_run: bool, changed: bool = False, warnings: bool 
     if outcome.status == "invalid":
         for d in outcome.diagnostics:
             click.echo(d.format(), err=True)
-        click.echo(f"✗ {name}: invalid ({outcome.error})", err=True)
+        click.echo(_("✗ {name}: invalid ({error})").format(name=name, error=outcome.error), err=True)
     elif outcome.status == "failed":
         click.echo(f"✗ {name}: {outcome.error}", err=True)
     elif dry_run:
         _echo_plan(outcome.plan, changed)
     else:
         r = outcome.report
-        ran = ", ".join(f"{v} {k}" for k, v in sorted(r.ran.items())) or "nothing to run"
-        click.echo(f"✓ {name}: {outcome.status} ({ran}; {len(r.written)} file(s) updated) -> {r.out_dir} "
-                   f"[{outcome.seconds:.2f} s]")
+        ran = ", ".join(f"{v} {k}" for k, v in sorted(r.ran.items())) or _("nothing to run")
+        click.echo(_("✓ {name}: {status} ({ran}; {n} file(s) updated) -> {out} [{seconds} s]").format(
+            name=name, status=_(_OUTCOME.get(outcome.status, outcome.status)), ran=ran, n=len(r.written),
+            out=r.out_dir, seconds=f"{outcome.seconds:.2f}"))
         scores = r.result.scores if r.result else None
         if scores is not None and scores.aesthetic_mean is None and scores.note:
-            click.echo(f"  scores {scores.note}")
+            click.echo(_("  scores {note}").format(note=scores.note))
         if r.result is not None and r.result.preview:
-            click.echo("  preview drafts: not a valid submission (build with --engine kolors)")
+            click.echo(_("  preview drafts: not a valid submission (build with --engine kolors)"))
 
 
 @main.command("build")
@@ -325,8 +363,9 @@ def build_cmd(paths, engine, dry_run, cache_dir, out, models_dir, device, low_me
     if as_json:
         click.echo(json.dumps(summary.to_json(changed_only=changed), ensure_ascii=False, indent=2))
     elif not quiet or summary.exit_code:
-        parts = [f"{v} {k}" for k, v in summary.to_json()["counts"].items() if v]
-        click.echo(f"{len(summary.outcomes)} stor{'y' if len(summary.outcomes) == 1 else 'ies'}: {', '.join(parts)}")
+        parts = [f"{v} {_(_OUTCOME.get(k, k))}" for k, v in summary.to_json()["counts"].items() if v]
+        n = len(summary.outcomes)
+        click.echo(ngettext("{n} story: {counts}", "{n} stories: {counts}", n).format(n=n, counts=", ".join(parts)))
     sys.exit(summary.exit_code)
 
 
@@ -387,7 +426,8 @@ def cache_info_cmd(cache_dir, as_json):
     if as_json:
         click.echo(json.dumps({"path": str(info.path), "entries": info.entries, "size": info.size}))
     else:
-        click.echo(f"path:    {info.path}\nentries: {info.entries}\nsize:    {_size(info.size)}")
+        click.echo(_("path:    {path}\nentries: {entries}\nsize:    {size}").format(path=info.path, entries=info.entries,
+                                                                               size=_size(info.size)))
 
 
 @cache_group.command("gc")
@@ -406,8 +446,8 @@ def cache_gc_cmd(cache_dir, keep, older_than, dry_run, force, as_json):
     from kolorsc.errors import UsageError
 
     if older_than == 0 and not keep and not force and not dry_run:
-        raise UsageError("--older-than 0 without --keep removes every entry of the cache: add --keep STORIES "
-                         "(the lock files whose entries stay), or --force to empty it, or --dry-run to see the list")
+        raise UsageError(_("--older-than 0 without --keep removes every entry of the cache: add --keep STORIES "
+                           "(the lock files whose entries stay), or --force to empty it, or --dry-run to see the list"))
     r = api.cache_gc(cache_dir, keep=keep, older_than_days=older_than, dry_run=dry_run)
     if as_json:
         return _json({"ok": True, "dry_run": r.dry_run, "removed": r.removed, "freed": r.freed, "kept": r.kept,
@@ -415,8 +455,10 @@ def cache_gc_cmd(cache_dir, keep, older_than, dry_run, force, as_json):
     if r.dry_run:
         for path in r.paths:
             click.echo(f"  {path}")
-    verb = "would remove" if r.dry_run else "removed"
-    click.echo(f"{verb} {r.removed} entr{'y' if r.removed == 1 else 'ies'} ({_size(r.freed)}); kept {r.kept}")
+    text = (ngettext("would remove {n} entry ({size}); kept {kept}", "would remove {n} entries ({size}); kept {kept}",
+                     r.removed) if r.dry_run else
+            ngettext("removed {n} entry ({size}); kept {kept}", "removed {n} entries ({size}); kept {kept}", r.removed))
+    click.echo(text.format(n=r.removed, size=_size(r.freed), kept=r.kept))
 
 # --- review: diff (issue: version-controlled collections) ---
 
@@ -451,7 +493,7 @@ def diff_cmd(args, engine, cache_dir, models_dir, html_dir, as_json):
         from kolorsc.review.html import write_html
 
         page = write_html(report, Path(html_dir))
-        click.echo(f"wrote {page}", err=as_json)
+        click.echo(_("wrote {path}").format(path=page), err=as_json)
 
 
 # --- shared cache: cache push|pull (issue: collections, shared cache) ---
@@ -468,11 +510,14 @@ def _echo_transfer(report, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
-        verb = "pushed" if report.direction == "push" else "pulled"
-        where = "remote" if report.direction == "pull" else "local cache"
         rate = f", {report.bytes / 1e6 / report.seconds:.1f} MB/s" if report.bytes and report.seconds else ""
-        click.echo(f"{verb} {len(report.transferred)} ({_size(report.bytes)} in {report.seconds:.1f} s{rate}), "
-                   f"{len(report.present)} already there, {len(report.missing)} not in the {where} ({report.remote})")
+        text = (_("pushed {n} ({size} in {seconds} s{rate}), {present} already there, {missing} not in the local "
+                  "cache ({remote})") if report.direction == "push" else
+                _("pulled {n} ({size} in {seconds} s{rate}), {present} already there, {missing} not in the remote "
+                  "({remote})"))
+        click.echo(text.format(n=len(report.transferred), size=_size(report.bytes), seconds=f"{report.seconds:.1f}",
+                               rate=rate, present=len(report.present), missing=len(report.missing),
+                               remote=report.remote))
         for key, why in sorted({**report.refused, **report.failed}.items()):
             click.echo(f"  {key[:16]}: {why}", err=True)
     if not report.ok:
@@ -553,13 +598,16 @@ def publish_cmd(story, dry_run, owner, name, out, private, force, cache_dir, as_
                       "folder": str(pub.folder), "metadata": str(pub.metadata_path), "files": pub.files,
                       "private": pub.private, "url": pub.url, "warnings": pub.warnings})
     for warning in pub.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    visibility = "private" if pub.private else "public"
-    click.echo(f"wrote {pub.folder} ({len(pub.files)} files) and {pub.metadata_path}")
+        click.echo(_("warning: ") + str(warning), err=True)
+    visibility = _("private") if pub.private else _("public")
+    click.echo(_("wrote {folder} ({n} files) and {metadata}").format(folder=pub.folder, n=len(pub.files),
+                                                                   metadata=pub.metadata_path))
     if dry_run:
-        click.echo(f"would publish to {pub.repo_id} as \"{pub.chinese_name}\" ({visibility}); run without --dry-run to upload")
+        click.echo(_("would publish to {repo} as \"{name}\" ({visibility}); run without --dry-run to upload").format(
+            repo=pub.repo_id, name=pub.chinese_name, visibility=visibility))
     else:
-        click.echo(f"published {pub.url} as \"{pub.chinese_name}\" ({visibility})")
+        click.echo(_("published {url} as \"{name}\" ({visibility})").format(url=pub.url, name=pub.chinese_name,
+                                                                          visibility=visibility))
 
 
 # --- outputs: bundle verify (issue: kolorsc build, emit) ---
@@ -594,9 +642,11 @@ def bundle_verify(bundle: str, threshold: float, rescore: bool, models_dir: str 
     for finding in report.findings:
         click.echo(finding.format())
     if report.aesthetic_mean is not None:
-        how = "recomputed" if report.rescored else "from scores.json"
-        click.echo(f"mean aesthetic {report.aesthetic_mean:.3f} ({how}), threshold {threshold}")
-    click.echo(f"{bundle}: {'OK' if report.ok else 'NOT VALID'} ({len(report.errors)} error(s))")
+        how = _("recomputed") if report.rescored else _("from scores.json")
+        click.echo(_("mean aesthetic {mean} ({how}), threshold {threshold}").format(
+            mean=f"{report.aesthetic_mean:.3f}", how=how, threshold=threshold))
+    verdict = _("OK") if report.ok else _("NOT VALID")
+    click.echo(_("{bundle}: {verdict} ({n} error(s))").format(bundle=bundle, verdict=verdict, n=len(report.errors)))
     sys.exit(0 if report.ok else 1)
 
 
@@ -634,9 +684,9 @@ def models_list(models_dir, as_json):
         return _json({"ok": True, "models_dir": str(root), "models": [
             {"name": m.name, "repo": m.repo, "folder": str(m.folder), "purpose": m.purpose, "present": m.present,
              "missing": list(m.missing), "size": m.size_bytes} for m in models.list_models(root)]})
-    click.echo(f"models directory: {root}")
+    click.echo(_("models directory: {path}").format(path=root))
     for status in models.list_models(root):
-        state = "present" if status.present else f"missing {len(status.missing)} file(s)"
+        state = _("present") if status.present else _("missing {n} file(s)").format(n=len(status.missing))
         click.echo(f"  {status.name:<14} {status.repo:<48} {state:<20} {_gb(status.size_bytes):>9}  {status.purpose}")
 
 
@@ -660,7 +710,7 @@ def models_pull(names, models_dir, as_json):
     if as_json:
         return _json({"ok": True, "folders": [str(f) for f in folders]})
     for folder in folders:
-        click.echo(f"ok {folder}")
+        click.echo(_("ok {path}").format(path=folder))
 
 
 @models_group.command("verify")
@@ -682,12 +732,14 @@ def models_verify(names, models_dir, as_json):
         sys.exit(0 if report.ok else 1)
     for name, checks in report.models.items():
         bad = [c for c in checks if not c.ok]
-        click.echo(f"{name}: {'ok' if not bad else f'{len(bad)} problem(s)'} ({report.folders[name]})")
+        state = _("ok") if not bad else _("{n} problem(s)").format(n=len(bad))
+        click.echo(f"{name}: {state} ({report.folders[name]})")
     for problem in report.problems():
         click.echo(f"  {problem}", err=True)
     if not report.ok:
-        click.echo(f"fix: `kolorsc models pull {' '.join(n for n, cs in report.models.items() if any(not c.ok for c in cs))}` "
-                   "(delete damaged files first: pull fetches only missing ones)", err=True)
+        names = " ".join(n for n, cs in report.models.items() if any(not c.ok for c in cs))
+        click.echo(_("fix: `kolorsc models pull {names}` (delete damaged files first: pull fetches only missing ones)"
+                     ).format(names=names), err=True)
         sys.exit(1)
 
 
@@ -695,11 +747,12 @@ def models_verify(names, models_dir, as_json):
 
 
 def _print_dataset_report(report) -> None:
-    click.echo(f"dataset {report.source}: {report.found} image(s) found, {report.kept} kept -> {report.out_dir}")
+    click.echo(_("dataset {source}: {found} image(s) found, {kept} kept -> {out}").format(
+        source=report.source, found=report.found, kept=report.kept, out=report.out_dir))
     for name, why in report.skipped:
-        click.echo(f"  skipped {name}: {why}")
+        click.echo(_("  skipped {name}: {why}").format(name=name, why=why))
     for c in report.filters:
-        counts = f"kept {c.kept}, dropped {c.dropped}" if c.kept >= 0 else c.note
+        counts = _("kept {kept}, dropped {dropped}").format(kept=c.kept, dropped=c.dropped) if c.kept >= 0 else c.note
         dropped = f" ({', '.join(c.dropped_names[:5])}{', ...' if len(c.dropped_names) > 5 else ''})" if c.dropped_names else ""
         click.echo(f"  {c.op}: {counts}{dropped}")
 
@@ -733,16 +786,17 @@ def train_cmd(style_file, out_dir, dataset_only, models_dir, device, as_json):
                           "path": str(result.path), "diffsynth_path": str(result.diffsynth_path), "rank": result.rank,
                           "alpha": result.alpha, "steps": result.steps}})
     if outcome.dataset_report is None:
-        click.echo(f"dataset unchanged: {outcome.dataset_dir}")
+        click.echo(_("dataset unchanged: {path}").format(path=outcome.dataset_dir))
     else:
         _print_dataset_report(outcome.dataset_report)
     result = outcome.result
     if result is None:
         return
     for note in json.loads(result.metadata.get("kolorsc.notes", "[]")):
-        click.echo(f"note: {note}", err=True)
-    click.echo(f"✓ LoRA rank {result.rank}, alpha {result.alpha:g}, {result.steps} steps -> {result.path}")
-    click.echo(f"  diffsynth format: {result.diffsynth_path}")
+        click.echo(_("note: {note}").format(note=note), err=True)
+    click.echo(_("✓ LoRA rank {rank}, alpha {alpha}, {steps} steps -> {path}").format(
+        rank=result.rank, alpha=f"{result.alpha:g}", steps=result.steps, path=result.path))
+    click.echo(_("  diffsynth format: {path}").format(path=result.diffsynth_path))
 
 
 @main.group("lora")
@@ -767,17 +821,18 @@ def lora_inspect(file, check, as_json):
                "metadata": lora.metadata, "checked": check, "problems": problems})
         sys.exit(1 if problems else 0)
     alphas = sorted({layer.alpha for layer in lora.layers.values() if layer.alpha is not None})
-    click.echo(f"{file}: {lora.format}, {len(lora.layers)} layer(s), rank {lora.rank}, "
-               f"alpha {', '.join(f'{a:g}' for a in alphas) or 'none (diffsynth: applied as W += scale * up @ down)'}")
+    shown = ", ".join(f"{a:g}" for a in alphas) or _("none (diffsynth: applied as W += scale * up @ down)")
+    click.echo(_("{file}: {format}, {n} layer(s), rank {rank}, alpha {alpha}").format(
+        file=file, format=lora.format, n=len(lora.layers), rank=lora.rank, alpha=shown))
     for key in sorted(lora.metadata):
         value = lora.metadata[key]
         click.echo(f"  {key}: {value if len(value) <= 120 else value[:117] + '...'}")
     if check:
         for p in problems:
-            click.echo(f"  does not fit: {p}", err=True)
+            click.echo(_("  does not fit: {problem}").format(problem=p), err=True)
         if problems:
             sys.exit(1)
-        click.echo("fits the Kolors UNet")
+        click.echo(_("fits the Kolors UNet"))
 
 
 @lora_group.command("export")
@@ -795,7 +850,8 @@ def lora_export(source, target, alpha, as_json):
     first = next(iter(lora.layers.values()))
     if as_json:
         return _json({"ok": True, "target": target, "layers": len(lora.layers), "rank": lora.rank, "alpha": first.alpha})
-    click.echo(f"✓ {len(lora.layers)} layer(s), rank {lora.rank}, alpha {first.alpha:g} -> {target}")
+    click.echo(_("✓ {n} layer(s), rank {rank}, alpha {alpha} -> {path}").format(
+        n=len(lora.layers), rank=lora.rank, alpha=f"{first.alpha:g}", path=target))
 
 
 # --- scoring: score (issue: scoring) ---
@@ -819,11 +875,23 @@ def score_cmd(folder, models_dir, device, threshold, prompts, as_json):
 
     result = api.score(folder, models_dir=models_dir, device=device, threshold=threshold, prompts=prompts)
     for warning in result.scan.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(_("warning: ") + str(warning), err=True)
     if as_json:
         click.echo(json.dumps(present.as_json(result), ensure_ascii=False, indent=2))
     else:
         click.echo(present.as_text(result))
+
+
+def _every_command_takes_lang(group: click.Group) -> None:
+    """`kolorsc check --lang zh ...` as well as `kolorsc --lang zh check ...`."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _every_command_takes_lang(command)
+        elif not any("--lang" in p.opts for p in command.params):
+            command.params.append(click.Option(["--lang"], **_LANG))
+
+
+_every_command_takes_lang(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

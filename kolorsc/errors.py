@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kolorsc.i18n import _
+
 
 @dataclass(frozen=True)
 class Diagnostic:
@@ -25,10 +27,10 @@ class Diagnostic:
         where = self.file
         if self.line is not None:
             where += f":{self.line}:{self.col or 1}"
-        label = "warning: " if self.severity == WARNING else ""
+        label = _("warning: ") if self.severity == WARNING else ""
         text = f"{where}: {label}{self.path + ': ' if self.path else ''}{self.message}"
         if self.hint:
-            text += f" ({self.hint})"
+            text += _(" ({hint})").format(hint=self.hint)
         return text
 
     def to_json(self, file: str | None = None) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 
 from kolorsc.errors import UsageError
+from kolorsc.i18n import _
 
 EXTRA_OF = {
     **dict.fromkeys(("torch", "torchvision", "diffsynth", "transformers", "lightning", "peft", "modelscope",
@@ -29,7 +30,8 @@ def how(extra: str) -> str:
 
 
 def _error(extra: str, module: str) -> UsageError:
-    return UsageError(f"this command needs the {extra} extra ({module} is not installed): {how(extra)}")
+    return UsageError(_("this command needs the {extra} extra ({module} is not installed): {how}").format(
+        extra=extra, module=module, how=how(extra)))
 
 
 def missing_extra(exc: ImportError) -> UsageError | None:

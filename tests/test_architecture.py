@@ -49,7 +49,8 @@ LAYERS = {
     "kolorsc.config": 1,  # kolorsc.toml
     "kolorsc.errors": 0,
     "kolorsc.paths": 0,
-    "kolorsc.extras": 0,  # which extra a missing package belongs to, and the tidy error
+    "kolorsc.extras": 0,
+    "kolorsc.i18n": 0,  # gettext catalogs: every layer translates its messages  # which extra a missing package belongs to, and the tidy error
     "kolorsc.atomic": 0,
     "kolorsc.hashing": 0,
     "kolorsc.codeid": 0,

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from kolorsc.hashing import digest
+from kolorsc.i18n import _
 from kolorsc.prompts import Panel
 from kolorsc.spec.model import Loc, Story
 
@@ -327,7 +328,7 @@ def _lora_nodes(story: Story, ids: Identities) -> list[Node]:
     loc = _style_loc(story)
     if ids.preview or ids.lora is None:
         kinds = (DATASET, LORA) if style.lora.training else (LORA,)
-        why = "preview engine draws without a LoRA"
+        why = _("preview engine draws without a LoRA")
         return [Node(NodeId(k), {"style": style.id}, (), loc, skipped=why) for k in kinds]
     src = ids.lora
     if src.mode == "file":

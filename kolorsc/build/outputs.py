@@ -21,6 +21,7 @@ from kolorsc.build.stages.base import Blob
 from kolorsc.build.status import Plan
 from kolorsc.errors import Diagnostic
 from kolorsc.hashing import sha256_file
+from kolorsc.i18n import _
 from kolorsc.spec.model import Story
 
 OWNER_FILE = ".kolorsc-story"
@@ -95,8 +96,9 @@ def claim_problem(story: Story, out_dir: Path, id_at) -> Diagnostic | None:
     if found is None or found[0] != story.id:
         return None
     return Diagnostic(id_at.file, id_at.line, id_at.col, "id",
-                      f"{display_name(out_dir)}/ holds the outputs of {found[1]}, which has the id \"{story.id}\" too",
-                      "the id names the output folder and the bundle: give each story its own id")
+                      _("{folder}/ holds the outputs of {other}, which has the id \"{id}\" too").format(
+                          folder=display_name(out_dir), other=found[1], id=story.id),
+                      _("the id names the output folder and the bundle: give each story its own id"))
 
 
 def _remove_stale(plan: Plan, out_dir: Path) -> None:

@@ -22,6 +22,7 @@ from kolorsc.build.graph import DATASET, LORA, Graph, Node, NodeId
 from kolorsc.build.lockfile import LockFile, LockRead, summarize
 from kolorsc.build.where import input_loc
 from kolorsc.cache import Cache, Lookup
+from kolorsc.i18n import N_, _
 from kolorsc.spec.model import Loc
 
 CACHED, TO_RUN, SKIPPED = "cached", "to-run", "skipped"
@@ -29,41 +30,41 @@ _HEXLIKE = re.compile(r"^[0-9a-f-]{8,}$")
 
 # How an input is named in a reason. "{kind}" is the node's kind.
 _LABELS = {
-    "prompt": "prompt",
-    "negative": "negative",
-    "seed": "seed",
-    "panel_seed": "seed",
-    "settings": "settings (steps, cfg, size or refine)",
-    "lora": "style (LoRA)",
-    "lora_scale": "LoRA scale",
-    "base_model": "base model",
-    "base_weights": "base model weights",
-    "style": "style",
-    "engine": "engine",
-    "code": "{kind} code",
-    "caption": "caption",
-    "captions": "captions",
-    "story": "story metadata",
-    "panel": "panel settings or chosen image",
-    "panels": "panels",
-    "scores": "scores",
-    "render": "image",
-    "candidates": "candidate images",
-    "panel_pngs": "panel images",
-    "dataset": "dataset",
-    "source": "dataset source",
-    "training": "training settings",
-    "file_sha256": "LoRA file",
-    "scorer": "scorer",
-    "fonts": "fonts",
-    "preview": "engine",
+    "prompt": N_("prompt"),
+    "negative": N_("negative"),
+    "seed": N_("seed"),
+    "panel_seed": N_("seed"),
+    "settings": N_("settings (steps, cfg, size or refine)"),
+    "lora": N_("style (LoRA)"),
+    "lora_scale": N_("LoRA scale"),
+    "base_model": N_("base model"),
+    "base_weights": N_("base model weights"),
+    "style": N_("style"),
+    "engine": N_("engine"),
+    "code": N_("{kind} code"),
+    "caption": N_("caption"),
+    "captions": N_("captions"),
+    "story": N_("story metadata"),
+    "panel": N_("panel settings or chosen image"),
+    "panels": N_("panels"),
+    "scores": N_("scores"),
+    "render": N_("image"),
+    "candidates": N_("candidate images"),
+    "panel_pngs": N_("panel images"),
+    "dataset": N_("dataset"),
+    "source": N_("dataset source"),
+    "training": N_("training settings"),
+    "file_sha256": N_("LoRA file"),
+    "scorer": N_("scorer"),
+    "fonts": N_("fonts"),
+    "preview": N_("engine"),
 }
 
 
 # Inputs that are mappings of named parts: a change names the part ("engine code changed",
 # "steps 50 → 30", "scorer aesthetic changed"). The prefix goes before the part's name.
-_PARTS = {"engine": "engine", "scorer": "scorer", "story": "", "settings": "", "source": "dataset",
-          "training": "training", "fonts": "fonts"}
+_PARTS = {"engine": N_("engine"), "scorer": N_("scorer"), "story": "", "settings": "", "source": N_("dataset"),
+          "training": N_("training"), "fonts": N_("fonts")}
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,14 @@ class Change:
 
     @property
     def reason(self) -> str:
-        text = f"{self.what} {_value(self.old)} → {_value(self.new)}" if self.shown else f"{self.what} changed"
-        text += f" by {self.by}" if self.by else ""
-        return text + (f" at {self.loc.file}:{self.loc.line}" if self.loc else "")
+        """As said to a person, in their language (`what` and `by` stay English in JSON)."""
+        what = _say(self.what)
+        text = (_("{what} {old} → {new}").format(what=what, old=_value(self.old), new=_value(self.new)) if self.shown
+                else _("{what} changed").format(what=what))
+        if self.by:
+            by = _("the style") if self.by == "the style" else _say("style") + self.by[len("style"):]
+            text += _(" by {cause}").format(cause=by)
+        return text + (_(" at {file}:{line}").format(file=self.loc.file, line=self.loc.line) if self.loc else "")
 
     def to_json(self, relative=lambda f: f) -> dict:
         loc = self.loc
@@ -171,12 +177,12 @@ class Plan:
 
 def check_corrupt(found: Lookup) -> list[str]:
     if found.corrupt:
-        return [f"cache entry corrupt ({found.reason[len('corrupt: '):]}); will be rebuilt"]
+        return [_("cache entry corrupt ({reason}); will be rebuilt").format(reason=found.reason[len("corrupt: "):])]
     return []
 
 
 def check_new(node: Node, lock: LockFile | None) -> list[str]:
-    return ["new node"] if lock is None or str(node.id) not in lock.nodes else []
+    return [_("new node")] if lock is None or str(node.id) not in lock.nodes else []
 
 
 def check_inputs(node: Node, lock: LockFile | None, story=None) -> list[str]:
@@ -185,7 +191,7 @@ def check_inputs(node: Node, lock: LockFile | None, story=None) -> list[str]:
     changes = input_changes(node, lock, story)
     if changes is None:
         return []
-    return [c.reason for c in changes] or ["inputs changed"]
+    return [c.reason for c in changes] or [_("inputs changed")]
 
 
 def input_changes(node: Node, lock: LockFile | None, story=None) -> list[Change] | None:
@@ -235,6 +241,23 @@ def _describe(name: str, label: str, before, after) -> list[_Part]:
     return [_Part(label)]
 
 
+_FULL_LABELS = set(_LABELS.values())
+_PREFIXES = {p for p in _PARTS.values() if p}
+
+
+def _say(what: str) -> str:
+    """A change's `what` ("seed", "pdf code", "training rank") in the current language: labels and
+    prefixes are translated, the names of parts (rank, steps) are field names and stay."""
+    if what in _FULL_LABELS:
+        return _(what)
+    if what.endswith(" code"):
+        return _("{kind} code").format(kind=what[: -len(" code")])
+    head, _sep, tail = what.partition(" ")
+    if head in _PREFIXES and tail:
+        return f"{_(head)} {tail}"
+    return what
+
+
 def _value(value) -> str:
     """A recorded value as shown: a summary with an id ("ink-wash#3f2a…") by its id."""
     if isinstance(value, str) and "#" in value and not value.startswith("#"):
@@ -258,8 +281,8 @@ def plan_of(graph: Graph, cache: Cache, lock_read: LockRead, lock_name: str = "l
     lock = lock_read.lock
     warnings = []
     if lock_read.problem:
-        warnings.append(f"{lock_name}: {lock_read.problem}; building as if for the first time "
-                        "(it is rewritten when the build succeeds)")
+        warnings.append(_("{lock}: {problem}; building as if for the first time (it is rewritten when the build "
+                          "succeeds)").format(lock=lock_name, problem=lock_read.problem))
     planned = []
     restyled = _style_change(graph, lock)
     predecessors = _predecessors(graph, lock)
@@ -277,7 +300,7 @@ def plan_of(graph: Graph, cache: Cache, lock_read: LockRead, lock_name: str = "l
         changes = _blame_style(changes, restyled)
         new = check_new(node, lock) if before is None else []
         why = (check_corrupt(found) or new or [c.reason for c in changes]
-               or (["inputs changed"] if _changed_key(node, lock) else ["output missing from cache"]))
+               or ([_("inputs changed")] if _changed_key(node, lock) else [_("output missing from cache")]))
         planned.append(PlannedNode(node, TO_RUN, tuple(why), corrupt=found.corrupt, changes=tuple(changes)))
     return Plan(graph, _skip_unneeded_dataset(planned), lock, warnings)
 
@@ -336,6 +359,6 @@ def _skip_unneeded_dataset(planned: list[PlannedNode]) -> list[PlannedNode]:
     by_kind = {p.kind: p for p in planned if p.kind in (DATASET, LORA)}
     lora, dataset = by_kind.get(LORA), by_kind.get(DATASET)
     if lora and dataset and lora.status == CACHED and dataset.status == TO_RUN:
-        return [PlannedNode(p.node, SKIPPED, ("not needed: the LoRA is cached",)) if p is dataset else p
+        return [PlannedNode(p.node, SKIPPED, (_("not needed: the LoRA is cached"),)) if p is dataset else p
                 for p in planned]
     return planned

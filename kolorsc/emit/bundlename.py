@@ -16,6 +16,7 @@ from pathlib import Path
 
 
 RULE = "可图Kolors训练"
+from kolorsc.i18n import _
 from kolorsc.spec.scaffold import DEFAULT_TEAM as PLACEHOLDER_TEAM  # what `kolorsc init` writes
 
 
@@ -23,18 +24,21 @@ def name_problems(path: Path, prompts: dict | None) -> list[tuple[str, str]]:
     name = unicodedata.normalize("NFC", Path(path).name)
     rule = f"{{team}}-{RULE}-{{id}}.zip"
     if not name.lower().endswith(".zip"):
-        return [("error", f"the file name {name} does not end in .zip (the challenge's rule: {rule})")]
+        return [("error", _("the file name {name} does not end in .zip (the challenge's rule: {rule})").format(
+            name=name, rule=rule))]
     team, sep, work = name[:-4].partition(f"-{RULE}-")
     if not sep or not team or not work:
-        return [("error", f"the file name {name} does not follow the challenge's rule {rule}")]
+        return [("error", _("the file name {name} does not follow the challenge's rule {rule}").format(name=name, rule=rule))]
     out = []
     if team == PLACEHOLDER_TEAM:
-        out.append(("error", f"the team is the placeholder \"{PLACEHOLDER_TEAM}\": set `team:` in the story to your "
-                             "team's registered name and build again (only the bundle is made again)"))
+        out.append(("error", _("the team is the placeholder \"{team}\": set `team:` in the story to your team's "
+                               "registered name and build again (only the bundle is made again)").format(
+                                   team=PLACEHOLDER_TEAM)))
     recorded = prompts or {}
     if recorded.get("team") not in (None, team):
-        out.append(("error", f"the file name says team \"{team}\" but prompts.json says \"{recorded['team']}\": "
-                             "the zip was renamed; build it again instead"))
+        out.append(("error", _("the file name says team \"{team}\" but prompts.json says \"{recorded}\": the zip was "
+                               "renamed; build it again instead").format(team=team, recorded=recorded["team"])))
     if recorded.get("story") not in (None, work):
-        out.append(("error", f"the file name says \"{work}\" but prompts.json is of the story \"{recorded['story']}\""))
+        out.append(("error", _("the file name says \"{work}\" but prompts.json is of the story \"{recorded}\"").format(
+            work=work, recorded=recorded["story"])))
     return out

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kolorsc.errors import Diagnostic, SpecError
+from kolorsc.i18n import _, ngettext
 
 STORY_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = {"styles", "build", "node_modules", "__pycache__"}
@@ -65,11 +66,13 @@ class CheckReport:
 
     def summary(self) -> str:
         n = len(self.files)
-        files = "file" if n == 1 else "files"
-        problems = "problem" if self.problems == 1 else "problems"
         warned = sum(len(f.warnings) for f in self.files)
-        warnings = f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""
-        return f"{n} {files} checked, {self.invalid} invalid, {self.problems} {problems}{warnings}"
+        text = (ngettext("{n} file checked", "{n} files checked", n).format(n=n)
+                + _(", {n} invalid").format(n=self.invalid)
+                + ngettext(", {n} problem", ", {n} problems", self.problems).format(n=self.problems))
+        if warned:
+            text += ngettext(", {n} warning", ", {n} warnings", warned).format(n=warned)
+        return text
 
 
 def _hidden(part: str) -> bool:
@@ -142,8 +145,9 @@ def placeholder_team_problem(story) -> Diagnostic | None:
         return None
     loc = story.locs.get("team")
     return Diagnostic(loc.file if loc else str(story.path), loc.line if loc else None, loc.col if loc else None,
-                      "team", f"the team is still the placeholder \"{DEFAULT_TEAM}\": the bundle would be named "
-                      f"{story.bundle_name}.zip", "set team: to your team's registered name before a real build",
+                      "team", _("the team is still the placeholder \"{team}\": the bundle would be named "
+                                "{bundle}.zip").format(team=DEFAULT_TEAM, bundle=story.bundle_name),
+                      _("set team: to your team's registered name before a real build"),
                       WARNING)
 
 
@@ -189,7 +193,7 @@ def check_paths(paths: Sequence[Path], inputs: bool = True) -> CheckReport:
     for given in paths:
         given = Path(given)
         if given.is_dir() and not any(_under(p, given) for p in files):
-            reports.append(FileReport(given, "story", (Diagnostic(str(given), None, None, "", "no story files (*.yaml) here"),)))
+            reports.append(FileReport(given, "story", (Diagnostic(str(given), None, None, "", _("no story files (*.yaml) here")),)))
     return CheckReport(tuple(reports))
 
 

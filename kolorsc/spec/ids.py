@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kolorsc.errors import Diagnostic
+from kolorsc.i18n import _
 from kolorsc.spec.model import Loc
 from kolorsc.spec.yamlsource import SourceError, read_source
 
@@ -41,8 +42,9 @@ def same_id_diagnostic(story: str, at: Loc, others: Sequence[Loc]) -> Diagnostic
     """The diagnostic of one story of a clash, at its `id:` line, naming the others."""
     where = ", ".join(str(o) for o in others)
     return Diagnostic(at.file, at.line, at.col, "id",
-                      f"another story has the id \"{story}\" too: {where}",
-                      f"the id names the output folder build/{story}/ and the bundle: give each story its own id")
+                      _("another story has the id \"{id}\" too: {where}").format(id=story, where=where),
+                      _("the id names the output folder build/{id}/ and the bundle: give each story its own id").format(
+                          id=story))
 
 
 def same_id_problems(files: Sequence[Path], is_style=lambda p: False) -> dict[Path, list[Diagnostic]]:

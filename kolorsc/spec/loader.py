@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from kolorsc.errors import Diagnostic, SpecError
+from kolorsc.i18n import _, language
 from kolorsc.spec.model import (
     BASE_MODEL,
     Character,
@@ -100,7 +101,7 @@ def _read(path: Path, name: str) -> Source:
     except SourceError as exc:
         raise SpecError([exc.diagnostic]) from None
     if not isinstance(src.data, dict):
-        raise SpecError([src.diag((), f"expected a mapping of fields at the top, got {describe(src.data)}")])
+        raise SpecError([src.diag((), _("expected a mapping of fields at the top, got {value}").format(value=describe(src.data)))])
     return src
 
 
@@ -140,17 +141,18 @@ def _story_style(src: Source, story_path: Path, root: Path) -> tuple[Style | Non
         if meant:
             hint = style_hint(*meant)
         elif known:
-            hint = "styles here: " + ", ".join(known)
+            hint = _("styles here: {names}").format(names=", ".join(known))
         else:
-            hint = f"no styles/ folder in the project root {root}"
-        return None, [src.diag(("style",), f"unknown style {quote(value)}: no {display_name(style_path)}", hint)]
+            hint = _("no styles/ folder in the project root {root}").format(root=root)
+        return None, [src.diag(("style",), _("unknown style {name}: no {file}").format(
+            name=quote(value), file=display_name(style_path)), hint)]
     if _inside(str(style_path), root / "x", root) is None:  # styles/x.yaml links out of the project
-        return None, [src.diag(("style",), f"{display_name(style_path)} leaves the project folder",
-                               f"keep style files inside the project root {root}")]
+        return None, [src.diag(("style",), _("{file} leaves the project folder").format(file=display_name(style_path)),
+                               _("keep style files inside the project root {root}").format(root=root))]
     try:
         return _cached_style(style_path, display_name(style_path), root), []
     except SpecError as exc:
-        return None, [*exc.diagnostics, src.diag(("style",), f"style {quote(value)} is invalid (see above)")]
+        return None, [*exc.diagnostics, src.diag(("style",), _("style {name} is invalid (see above)").format(name=quote(value)))]
 
 
 _STYLE_CACHE: dict = {}
@@ -160,7 +162,7 @@ def _cached_style(path: Path, name: str, root: Path) -> Style:
     """load_style, remembered while the file is unchanged: a collection of 200 stories
     shares a handful of styles. Styles are frozen dataclasses, safe to share."""
     st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, name, str(root))
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, name, str(root), language())  # messages are translated
     hit = _STYLE_CACHE.get(key)
     if isinstance(hit, SpecError):
         raise SpecError(hit.diagnostics)
@@ -193,8 +195,9 @@ def _style_from_source(src: Source, path: Path, root: Path, inline_id: str | Non
         if style_id is None:
             style_id = stem
         elif style_id != stem:
-            diags.append(diag(("id",), f"style id {quote(style_id)} does not match the file name {path.name}",
-                              f"rename the file to {style_id}.yaml or set id: {stem}"))
+            diags.append(diag(("id",), _("style id {id} does not match the file name {file}").format(
+                id=quote(style_id), file=path.name),
+                _("rename the file to {id}.yaml or set id: {stem}").format(id=style_id, stem=stem)))
     else:
         style_id = style_id or inline_id
     lora = None
@@ -232,8 +235,8 @@ def _lora(data: dict, path: Path, root: Path, diag) -> tuple[Lora | None, list[D
     if "path" in data:
         lora_path = _inside(data["path"], path, root)
         if lora_path is None:
-            diags.append(diag(("lora", "path"), f"path {quote(data['path'])} leaves the project folder",
-                              f"keep LoRA files inside the project root {root}"))
+            diags.append(diag(("lora", "path"), _("path {path} leaves the project folder").format(path=quote(data["path"])),
+                              _("keep LoRA files inside the project root {root}").format(root=root)))
     training = dataset = None
     if "train" in data:
         t = dict(data["train"])
@@ -249,8 +252,8 @@ def _lora(data: dict, path: Path, root: Path, diag) -> tuple[Lora | None, list[D
         if "path" in d:
             ds_path = _inside(d["path"], path, root)
             if ds_path is None:
-                diags.append(diag(("lora", "dataset", "path"), f"path {quote(d['path'])} leaves the project folder",
-                                  f"keep datasets inside the project root {root}"))
+                diags.append(diag(("lora", "dataset", "path"), _("path {path} leaves the project folder").format(
+                    path=quote(d["path"])), _("keep datasets inside the project root {root}").format(root=root)))
         if d.get("caption") == "template" and "caption_text" in d:
             from kolorsc.spec.templates import caption_template_problems
 
@@ -287,10 +290,10 @@ def _unsupported_ops(filters, diag) -> list[Diagnostic]:
     for i, f in enumerate(filters):
         if f["op"] not in SUPPORTED_OPS:
             close = _closest_op(f["op"], SUPPORTED_OPS)
-            hint = (f"did you mean {quote(close)}?" if close
-                    else "kolorsc runs " + ", ".join(sorted(SUPPORTED_OPS)))
+            hint = (_("did you mean {name}?").format(name=quote(close)) if close
+                    else _("kolorsc runs {names}").format(names=", ".join(sorted(SUPPORTED_OPS))))
             out.append(diag(("lora", "dataset", "filters", i, "op"),
-                            f"unsupported Data-Juicer operator {quote(f['op'])}", hint))
+                            _("unsupported Data-Juicer operator {name}").format(name=quote(f["op"])), hint))
     return out
 
 

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from kolorsc.errors import UsageError
+from kolorsc.i18n import _
 from kolorsc.spec.loader import STYLES_DIR, display_name, find_project_root
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -143,7 +144,7 @@ def _write_new(path: Path, text: str) -> None:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a story is meant to be shared
         os.link(tmp, path)  # fails with FileExistsError instead of overwriting
     except FileExistsError:
-        raise UsageError(f"{path} already exists; refusing to overwrite it") from None
+        raise UsageError(_("{path} already exists; refusing to overwrite it").format(path=path)) from None
     finally:
         os.unlink(tmp)
 
@@ -156,8 +157,8 @@ def _slug_problem(name: str, title: str | None) -> str:
     slug = slug_for(name)
     shown = json.dumps(name, ensure_ascii=False)
     suggestion = f"kolorsc init {slug}" + ("" if title else f" --title {shlex.quote(name)}")
-    return (f"story name {shown} must be a slug (lowercase letters, digits and single hyphens: it names the "
-            f"file, the output folder and the bundle); try: {suggestion}")
+    return _("story name {name} must be a slug (lowercase letters, digits and single hyphens: it names the "
+             "file, the output folder and the bundle); try: {suggestion}").format(name=shown, suggestion=suggestion)
 
 
 def _check_style(style: str, root: Path, new_style: bool) -> None:
@@ -167,10 +168,12 @@ def _check_style(style: str, root: Path, new_style: bool) -> None:
     meant = None if new_style else suggest_style(style, root / STYLES_DIR)
     shown = json.dumps(style, ensure_ascii=False)
     if meant is not None:
-        raise UsageError(f"there is no style {shown} in {display_name(root / STYLES_DIR)}/: {style_hint(*meant)} "
-                         f"(--style {meant[0]}; to create a new style {shown}, add --new-style)")
+        raise UsageError(_("there is no style {name} in {folder}/: {hint} (--style {slug}; to create a new style "
+                           "{name}, add --new-style)").format(name=shown, folder=display_name(root / STYLES_DIR),
+                                                              hint=style_hint(*meant), slug=meant[0]))
     if not SLUG.match(style):
-        raise UsageError(f"style name {shown} must be a slug: lowercase letters, digits and single hyphens")
+        raise UsageError(_("style name {name} must be a slug: lowercase letters, digits and single hyphens").format(
+            name=shown))
 
 
 def init_story(
@@ -191,13 +194,14 @@ def init_story(
     if not SLUG.match(name):
         raise UsageError(_slug_problem(name, title))
     if not team or len(team) > 64 or re.search(r'[/\\:*?"<>|\x00-\x1f]', team):
-        raise UsageError(f"team {json.dumps(team, ensure_ascii=False)} must be 1-64 characters without / \\ : * ? \" < > |")
+        raise UsageError(_("team {name} must be 1-64 characters without / \\ : * ? \" < > |").format(
+            name=json.dumps(team, ensure_ascii=False)))
     if directory is None:
         directory = Path("stories") if Path("stories").is_dir() else Path(".")
     directory = Path(directory)
     story_path = directory / f"{name}.yaml"
     if story_path.exists():
-        raise UsageError(f"{story_path} already exists; refusing to overwrite it")
+        raise UsageError(_("{path} already exists; refusing to overwrite it").format(path=story_path))
     directory.mkdir(parents=True, exist_ok=True)
     root = find_project_root(directory / f"{name}.yaml")
     _check_style(style, root, new_style)

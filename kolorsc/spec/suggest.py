@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from kolorsc.i18n import _
+
 _SLUG_PART = re.compile(r"[^a-z0-9]+")
 MAX_SLUG = 48  # a suggestion, not a sentence: cut at a hyphen beyond this
 
@@ -67,7 +69,8 @@ def suggest_style(value: str, styles_dir: Path) -> tuple[str, str] | None:
 
 
 def style_hint(stem: str, name: str) -> str:
-    return f"did you mean {stem} ({name})?" if name != stem else f"did you mean {stem}?"
+    return (_("did you mean {slug} ({name})?").format(slug=stem, name=name) if name != stem
+            else _("did you mean {name}?").format(name=stem))
 
 
 def character_named(name: str, characters: Iterable[tuple[str, str | None]]) -> str | None:

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, fields
 
 from kolorsc.errors import Diagnostic, SpecError
+from kolorsc.i18n import N_, _
+from kolorsc.i18n import _
 from kolorsc.spec.model import Loc, Scene, Story, Style
 
 MAX_TEXT = 20_000  # characters any template value may grow to (Kolors reads 256 tokens anyway)
@@ -27,6 +29,7 @@ _SAFE_FILTERS = (
     "abs capitalize count d default first float int join last length list lower map max min "
     "reject reverse round select sort string sum title trim truncate unique upper wordcount replace"
 ).split()
+_WHERE = {"prompt": N_("in the prompt of scene {n}"), "negative": N_("in the negative of scene {n}")}
 _FORBIDDEN_TAGS = {
     "Macro": "{% macro %}",
     "CallBlock": "{% call %}",
@@ -88,7 +91,7 @@ def _limited_text(fn):
         if isinstance(result, (str, list, tuple)) and len(result) > MAX_TEXT:
             from jinja2.exceptions import SecurityError
 
-            raise SecurityError(f"a value grew beyond {MAX_TEXT:,} characters")
+            raise SecurityError(_("a value grew beyond {limit} characters").format(limit=f"{MAX_TEXT:,}"))
         return result
 
     wrapper.__dict__.update(getattr(fn, "__dict__", {}))  # keep jinja's pass_context markers
@@ -108,23 +111,23 @@ def template_environment():
 
         def call_binop(self, context, operator, left, right):
             if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
-                raise SecurityError("exponent too large")
+                raise SecurityError(_("exponent too large"))
             if operator == "*":
                 for seq, n in ((left, right), (right, left)):
                     if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * max(n, 0) > MAX_TEXT:
-                        raise SecurityError(f"a value grew beyond {MAX_TEXT:,} characters")
+                        raise SecurityError(_("a value grew beyond {limit} characters").format(limit=f"{MAX_TEXT:,}"))
             if operator == "%" and isinstance(left, str):
-                raise SecurityError("%-formatting is not available in prompt templates")
+                raise SecurityError(_("%-formatting is not available in prompt templates"))
             result = super().call_binop(context, operator, left, right)
             if isinstance(result, (str, list, tuple)) and len(result) > MAX_TEXT:
-                raise SecurityError(f"a value grew beyond {MAX_TEXT:,} characters")
+                raise SecurityError(_("a value grew beyond {limit} characters").format(limit=f"{MAX_TEXT:,}"))
             return result
 
         def wrap_str_format(self, value):
             # str.format can pad to any width ('{:>999999999}'); prompts do not need it.
             if super().wrap_str_format(value) is not None:
                 def refuse(*args, **kwargs):
-                    raise SecurityError("str.format is not available in prompt templates")
+                    raise SecurityError(_("str.format is not available in prompt templates"))
 
                 return refuse
             return None
@@ -141,7 +144,7 @@ def _small_range(*args):
     if len(r) > RANGE_LIMIT:
         from jinja2.exceptions import SecurityError
 
-        raise SecurityError(f"range() is limited to {RANGE_LIMIT} items in prompt templates")
+        raise SecurityError(_("range() is limited to {limit} items in prompt templates").format(limit=RANGE_LIMIT))
     return r
 
 
@@ -201,13 +204,13 @@ def _render(source: str, ctx: dict, scene: Scene, what: str, loc: Loc, diags: li
 
     env = _env()
     path = f"scenes[{scene.index}].{what}"
-    where = f"in the {what} of scene {scene.index + 1}"
+    where = _(_WHERE.get(what, "in the {what} of scene {n}")).format(what=what, n=scene.index + 1)
 
     def add(message: str, lineno: int | None = None, hint: str | None = None) -> None:
         line, col = loc.line, loc.col
         if lineno and lineno > 1:  # only block scalars (| or >) keep line breaks: same indent
             line = loc.line + lineno - 1
-        diags.append(Diagnostic(loc.file, line, col, path, f"{message} {where}", hint))
+        diags.append(Diagnostic(loc.file, line, col, path, _("{message} {where}").format(message=message, where=where), hint))
 
     simple = _render_simple(source, ctx, add)
     if simple is not _NOT_SIMPLE:
@@ -215,12 +218,12 @@ def _render(source: str, ctx: dict, scene: Scene, what: str, loc: Loc, diags: li
     try:
         ast = env.parse(source)
     except TemplateSyntaxError as exc:
-        add(f"template syntax error: {exc.message}", exc.lineno)
+        add(_("template syntax error: {problem}").format(problem=exc.message), exc.lineno)
         return None
     try:
         undeclared = meta.find_undeclared_variables(ast)  # compiles: unknown filters show up here
     except TemplateSyntaxError as exc:
-        add(f"template error: {exc.message}", exc.lineno)
+        add(_("template error: {problem}").format(problem=exc.message), exc.lineno)
         return None
     ok = True
     for name in sorted(undeclared):
@@ -231,14 +234,14 @@ def _render(source: str, ctx: dict, scene: Scene, what: str, loc: Loc, diags: li
             ok &= _check_attr(node.node.name, node.attr, ctx, node.lineno, add)
     for kind, tag in _FORBIDDEN_TAGS.items():
         for node in ast.find_all(getattr(nodes, kind)):
-            add(f"{tag} is not allowed in prompt templates", node.lineno)
+            add(_("{tag} is not allowed in prompt templates").format(tag=tag), node.lineno)
             ok = False
     assignments = sum(1 for _ in ast.find_all((nodes.Assign, nodes.AssignBlock, nodes.With)))
     if assignments > MAX_ASSIGNMENTS:
-        add(f"more than {MAX_ASSIGNMENTS} {{% set %}}/{{% with %}} in one template")
+        add(_("more than {n} {{% set %}}/{{% with %}} in one template").format(n=MAX_ASSIGNMENTS))
         ok = False
     if _loop_depth(ast, nodes) > MAX_LOOP_NESTING:
-        add(f"loops nested more than {MAX_LOOP_NESTING} deep are not allowed in prompt templates")
+        add(_("loops nested more than {n} deep are not allowed in prompt templates").format(n=MAX_LOOP_NESTING))
         ok = False
     if not ok:
         return None
@@ -246,22 +249,23 @@ def _render(source: str, ctx: dict, scene: Scene, what: str, loc: Loc, diags: li
         code = env.compile(ast, filename=_TEMPLATE_FILE)
         text = env.template_class.from_code(env, code, env.make_globals(None)).render(ctx)
     except SecurityError as exc:
-        add(f"template not allowed: {str(exc).rstrip('.')}", _template_line(exc), "templates may only use the story's names and plain text")
+        add(_("template not allowed: {problem}").format(problem=str(exc).rstrip(".")), _template_line(exc),
+            _("templates may only use the story's names and plain text"))
         return None
     except UndefinedError as exc:
-        add(f"template error: {exc.message}", _template_line(exc))
+        add(_("template error: {problem}").format(problem=exc.message), _template_line(exc))
         return None
     except TemplateError as exc:
-        add(f"template error: {exc}", _template_line(exc))
+        add(_("template error: {problem}").format(problem=exc), _template_line(exc))
         return None
     except RecursionError:
-        add("template error: recursion too deep")
+        add(_("template error: recursion too deep"))
         return None
     except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError, MemoryError) as exc:
-        add(f"template error: {type(exc).__name__}: {exc}", _template_line(exc))
+        add(_("template error: {problem}").format(problem=f"{type(exc).__name__}: {exc}"), _template_line(exc))
         return None
     if len(text) > MAX_TEXT:
-        add(f"renders to {len(text):,} characters (limit {MAX_TEXT:,})")
+        add(_("renders to {n} characters (limit {limit})").format(n=f"{len(text):,}", limit=f"{MAX_TEXT:,}"))
         return None
     return text
 
@@ -270,9 +274,10 @@ def _check_name(name: str, ctx: dict, lineno, add) -> bool:
     if name in ctx or name == "range":
         return True
     close = difflib.get_close_matches(name, list(ctx), n=1)
-    characters = ", ".join(k for k in ctx if k not in ("style", "story", "scene")) or "none"
-    hint = f"did you mean \"{close[0]}\"?" if close else "characters: " + characters
-    add(f"undefined name \"{name}\"", lineno, _named_hint(name, ctx) or hint)
+    characters = ", ".join(k for k in ctx if k not in ("style", "story", "scene")) or _("none")
+    hint = (_("did you mean \"{name}\"?").format(name=close[0]) if close
+            else _("characters: {names}").format(names=characters))
+    add(_("undefined name \"{name}\"").format(name=name), lineno, _named_hint(name, ctx) or hint)
     return False
 
 
@@ -281,7 +286,7 @@ def _named_hint(name: str, ctx: dict) -> str | None:
     from kolorsc.spec.suggest import character_named
 
     key = character_named(name, [(k, v.name) for k, v in ctx.items() if isinstance(v, CharacterView)])
-    return f"\"{name}\" is the name of the character \"{key}\": write {{{{ {key} }}}}" if key else None
+    return _("\"{name}\" is the name of the character \"{key}\": write {{{{ {key} }}}}").format(name=name, key=key) if key else None
 
 
 def _check_attr(name: str, attr: str, ctx: dict, lineno, add) -> bool:
@@ -289,7 +294,8 @@ def _check_attr(name: str, attr: str, ctx: dict, lineno, add) -> bool:
     if attr in allowed:
         return True
     close = difflib.get_close_matches(attr, allowed, n=1)
-    add(f"\"{name}\" has no field \"{attr}\"", lineno, f"did you mean \"{close[0]}\"?" if close else "fields: " + ", ".join(allowed))
+    add(_("\"{name}\" has no field \"{field}\"").format(name=name, field=attr), lineno,
+        _("did you mean \"{name}\"?").format(name=close[0]) if close else _("fields: {names}").format(names=", ".join(allowed)))
     return False
 
 
@@ -356,10 +362,11 @@ def caption_template_problems(source: str) -> list[tuple[str, int | None, str | 
     try:
         undeclared = meta.find_undeclared_variables(env.parse(source))
     except TemplateSyntaxError as exc:
-        return [(f"template syntax error: {exc.message}", exc.lineno, None)]
+        return [(_("template syntax error: {problem}").format(problem=exc.message), exc.lineno, None)]
     out = []
     for name in sorted(undeclared - set(CAPTION_NAMES) - set(env.globals)):
         close = difflib.get_close_matches(name, CAPTION_NAMES, n=1)
-        hint = f"did you mean \"{close[0]}\"?" if close else "a caption template sees stem, index and sidecar"
-        out.append((f"undefined name \"{name}\" in the caption template", None, hint))
+        hint = (_("did you mean \"{name}\"?").format(name=close[0]) if close
+                else _("a caption template sees stem, index and sidecar"))
+        out.append((_("undefined name \"{name}\" in the caption template").format(name=name), None, hint))
     return out

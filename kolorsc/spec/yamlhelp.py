@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 
 from kolorsc.errors import WARNING, Diagnostic
+from kolorsc.i18n import _, ngettext
 from kolorsc.spec.yamlsource import Source, format_path
 
 FW_COLON, FW_COMMA, FW_DASH = "：", "，", "－"
@@ -47,37 +48,39 @@ INDENT_PROBLEMS = ("mapping values are not allowed", "did not find expected key"
 
 
 def _colon(key: str) -> tuple[str, str]:
-    return (f"full-width colon \"：\" after \"{key}\": YAML needs an ASCII colon and a space",
-            f"write {key}: ...")
+    return (_("full-width colon \"：\" after \"{key}\": YAML needs an ASCII colon and a space").format(key=key),
+            _("write {key}: ...").format(key=key))
 
 
 def _dash() -> tuple[str, str]:
-    return ("full-width dash \"－\" starts a list item: YAML needs an ASCII \"-\" and a space", "write - ...")
+    return (_("full-width dash \"－\" starts a list item: YAML needs an ASCII \"-\" and a space"), _("write - ..."))
 
 
 def _comma() -> tuple[str, str]:
-    return ("full-width comma \"，\" between items in [ ] or { }: YAML separates them with an ASCII comma",
-            "write , between the items; a full-width comma inside quoted text is fine")
+    return (_("full-width comma \"，\" between items in [ ] or {{ }}: YAML separates them with an ASCII comma").format(),
+            _("write , between the items; a full-width comma inside quoted text is fine"))
 
 
 def _quote(ch: str) -> tuple[str, str]:
-    return (f"full-width quote \"{ch}\" does not quote text in YAML",
-            "quote with ASCII \" or '; full-width quotes inside quoted text are fine")
+    return (_("full-width quote \"{char}\" does not quote text in YAML").format(char=ch),
+            _("quote with ASCII \" or '; full-width quotes inside quoted text are fine"))
 
 
 def _tab() -> tuple[str, str]:
-    return ("a tab in the indentation: YAML indents with spaces only", "replace the tab with spaces")
+    return (_("a tab in the indentation: YAML indents with spaces only"), _("replace the tab with spaces"))
 
 
 def _unclosed(ch: str, line: int, col: int) -> tuple[str, str]:
-    return (f"unclosed quote: the {ch} at line {line}, column {col} is never closed",
-            f"end the text with {ch} on the same line, or write several lines as a block with |")
+    return (_("unclosed quote: the {quote} at line {line}, column {col} is never closed").format(quote=ch, line=line, col=col),
+            _("end the text with {quote} on the same line, or write several lines as a block with |").format(quote=ch))
 
 
 def _indent(have: int, key: str | None, want: int) -> tuple[str, str]:
-    above = f"\"{key}\" above it is indented {want}" if key else f"the line above is indented {want}"
-    return (f"bad indentation: this line is indented {have} space{'s' if have != 1 else ''}, {above}",
-            "fields of one mapping start in the same column; indent a field's contents further than the field")
+    above = (_("\"{key}\" above it is indented {n}").format(key=key, n=want) if key
+             else _("the line above is indented {n}").format(n=want))
+    return (ngettext("bad indentation: this line is indented {n} space, {above}",
+                     "bad indentation: this line is indented {n} spaces, {above}", have).format(n=have, above=above),
+            _("fields of one mapping start in the same column; indent a field's contents further than the field"))
 
 
 # --- reading one line ------------------------------------------------------------------------
@@ -268,15 +271,17 @@ def _string(src: Source, value: str, path: tuple, out: list[Diagnostic]) -> None
     if isinstance(last, str) and last in TEMPLATE_FIELDS:
         m = _FW_TEMPLATE.search(value)
         if m:
-            out.append(_at(src, path, m.start(), (
-                f"full-width braces \"{m.group()}\" make this plain text, not a template: it would reach "
-                "the prompt as written"), "write {{ name }} with ASCII braces", char=m.group()[0]))
+            out.append(_at(src, path, m.start(), _(
+                "full-width braces \"{braces}\" make this plain text, not a template: it would reach "
+                "the prompt as written").format(braces=m.group()), _("write {{ name }} with ASCII braces"),
+                char=m.group()[0]))
     m = _KEY_FW_COLON.match(value)
     if m and (isinstance(last, int) or _own_line(src, path)):  # `- caption：一` became the string "caption：一"
         out.append(_at(src, path, m.end() - 1, *_colon(m.group(2)), char=FW_COLON))
     if value[:1] in "“‘" and value[-1:] in "”’" and _char_at(src, path) == value[:1]:
-        out.append(_at(src, path, 0, f"the full-width quotes {value[0]}{value[-1]} are part of the text",
-                       "quote with ASCII \" or ' to quote; keep them if the text should show them", WARNING))
+        out.append(_at(src, path, 0, _("the full-width quotes {quotes} are part of the text").format(
+            quotes=value[0] + value[-1]), _("quote with ASCII \" or ' to quote; keep them if the text should show them"),
+            WARNING))
 
 
 def _own_line(src: Source, path: tuple) -> bool:
