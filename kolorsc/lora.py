@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from kolorsc.atomic import atomic_path
 from kolorsc.errors import EngineError
+from kolorsc.i18n import _
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -84,7 +85,7 @@ def ldm_module_names() -> dict[str, str]:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "rename_dict":
             table = ast.literal_eval(node.value)
     if not table:  # pragma: no cover - only if diffsynth changes its converter
-        raise EngineError("diffsynth's SDXL UNet converter has no rename table: kolorsc cannot name LoRA layers")
+        raise EngineError(_("diffsynth's SDXL UNet converter has no rename table: kolorsc cannot name LoRA layers"))
     names = {}
     for ldm, ours in table.items():
         if ldm.endswith(".weight") and ldm.startswith(_LDM_PREFIX):
@@ -102,7 +103,8 @@ def kohya_key(module: str) -> str:
     try:
         ldm = ldm_module_names()[module]
     except KeyError:
-        raise EngineError(f"UNet module '{module}' has no LDM name in diffsynth's table: cannot export it") from None
+        raise EngineError(_("UNet module '{module}' has no LDM name in diffsynth's table: cannot export it").format(
+                            module=module)) from None
     return KOHYA_PREFIX + ldm.replace(".", "_")
 
 
@@ -111,7 +113,7 @@ def diffsynth_module(key: str) -> str:
     try:
         return _from_kohya()[key]
     except KeyError:
-        raise EngineError(f"LoRA key '{key}' names no layer of the SDXL/Kolors UNet") from None
+        raise EngineError(_("LoRA key '{key}' names no layer of the SDXL/Kolors UNet").format(key=key)) from None
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -121,7 +123,7 @@ def read_lora(path: Path) -> LoraFile:
     """Read a kohya-style safetensors or a diffsynth checkpoint (.ckpt / .pt / .safetensors)."""
     path = Path(path)
     if not path.is_file():
-        raise EngineError(f"LoRA file not found: {path}")
+        raise EngineError(_("LoRA file not found: {path}").format(path=path))
     tensors, metadata = _load_tensors(path)
     if any(k.startswith(KOHYA_PREFIX) for k in tensors):
         layers = _layers_from_kohya(tensors, path)
@@ -130,9 +132,9 @@ def read_lora(path: Path) -> LoraFile:
         layers = _layers_from_peft(tensors, path, metadata)
         fmt = "diffsynth"
     else:
-        raise EngineError(f"{path}: not a LoRA kolorsc can read (no lora_unet_* or *.lora_A.* keys)")
+        raise EngineError(_("{path}: not a LoRA kolorsc can read (no lora_unet_* or *.lora_A.* keys)").format(path=path))
     if not layers:
-        raise EngineError(f"{path}: the file holds no LoRA layer")
+        raise EngineError(_("{path}: the file holds no LoRA layer").format(path=path))
     ranks = {layer.rank for layer in layers.values()}
     return LoraFile(layers=layers, rank=max(ranks), metadata=metadata, format=fmt)
 
@@ -159,11 +161,12 @@ def _load_tensors(path: Path) -> tuple[dict, dict[str, str]]:
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickles with code, truncated files...
-        raise EngineError(f"{path}: cannot read as a weights-only checkpoint ({exc})") from exc
+        raise EngineError(_("{path}: cannot read as a weights-only checkpoint ({problem})").format(path=path, problem=exc)) from exc
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]  # a Lightning checkpoint that kept its envelope
     if not isinstance(data, dict):
-        raise EngineError(f"{path}: expected a dict of tensors, found {type(data).__name__}")
+        raise EngineError(_("{path}: expected a dict of tensors, found {name__}").format(
+                            path=path, name__=type(data).__name__))
     return {k: v for k, v in data.items() if hasattr(v, "shape")}, {}
 
 
@@ -175,7 +178,7 @@ def _layers_from_kohya(tensors: dict, path: Path) -> dict[str, LoraLayer]:
         stem = key[: -len(".lora_down.weight")]
         up = tensors.get(stem + ".lora_up.weight")
         if up is None:
-            raise EngineError(f"{path}: {stem} has lora_down but no lora_up")
+            raise EngineError(_("{path}: {stem} has lora_down but no lora_up").format(path=path, stem=stem))
         alpha = tensors.get(stem + ".alpha")
         layers[diffsynth_module(stem)] = LoraLayer(down=down, up=up, alpha=float(alpha) if alpha is not None else None)
     return layers
@@ -190,7 +193,7 @@ def _layers_from_peft(tensors: dict, path: Path, metadata: dict[str, str]) -> di
         module, _, rest = key.partition(".lora_A.")
         up = tensors.get(f"{module}.lora_B.{rest}")
         if up is None:
-            raise EngineError(f"{path}: {module} has lora_A but no lora_B")
+            raise EngineError(_("{path}: {module} has lora_A but no lora_B").format(path=path, module=module))
         for prefix in ("pipe.unet.", "unet."):  # a Lightning checkpoint names the module's attribute
             module = module.removeprefix(prefix)
         layers[module] = LoraLayer(down=down, up=up, alpha=alpha)
@@ -262,15 +265,18 @@ def check_fits(layers: dict[str, LoraLayer], unet_module_shapes: dict[str, tuple
     for module, layer in sorted(layers.items()):
         shape = unet_module_shapes.get(module)
         if shape is None:
-            problems.append(f"{module}: no such layer in the base model's UNet")
+            problems.append(_("{module}: no such layer in the base model's UNet").format(module=module))
             continue
         out_features, in_features = shape[0], shape[1]
         if layer.up.shape[1] != layer.down.shape[0]:
-            problems.append(f"{module}: up is {tuple(layer.up.shape)} but down is {tuple(layer.down.shape)} (ranks differ)")
+            problems.append(_("{module}: up is {tuple} but down is {tuple2} (ranks differ)").format(
+                              module=module, tuple=tuple(layer.up.shape), tuple2=tuple(layer.down.shape)))
         if layer.down.shape[1] != in_features:
-            problems.append(f"{module}: LoRA input size {layer.down.shape[1]} != layer's {in_features}")
+            problems.append(_("{module}: LoRA input size {shape} != layer's {in_features}").format(
+                              module=module, shape=layer.down.shape[1], in_features=in_features))
         if layer.up.shape[0] != out_features:
-            problems.append(f"{module}: LoRA output size {layer.up.shape[0]} != layer's {out_features}")
+            problems.append(_("{module}: LoRA output size {shape} != layer's {out_features}").format(
+                              module=module, shape=layer.up.shape[0], out_features=out_features))
     return problems
 
 

@@ -33,7 +33,11 @@ TRANSLATED = [
     "spec/yamlsource.py", "spec/yamlhelp.py", "spec/validate.py", "spec/loader.py", "spec/templates.py",
     "spec/check.py", "spec/inputs.py", "spec/ids.py", "spec/scaffold.py", "spec/collection.py", "spec/suggest.py",
     "build/status.py", "build/graph.py", "build/inputs.py", "build/outputs.py", "build/run.py",
-    "emit/verify.py", "emit/bundlename.py",
+    "emit/verify.py", "emit/bundlename.py", "emit/bundle.py", "emit/pdf.py", "emit/story.py", "emit/storyboard.py",
+    "models.py", "lora.py", "train.py", "publish.py", "config.py",
+    "data/__init__.py", "data/juicer.py", "data/sources.py", "data/generate.py", "data/fingerprint.py",
+    "review/present.py", "review/git.py", "review/diff.py", "remote/commands.py", "remote/store.py", "remote/keys.py",
+    "scoring/present.py", "scoring/folder.py", "engines/__init__.py", "build/stages/lora.py",
 ]
 
 

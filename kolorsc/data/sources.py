@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kolorsc.errors import InputError, TrainingError
+from kolorsc.i18n import _
 from kolorsc.spec.model import DATASET_IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from kolorsc.spec.model import Dataset
 
@@ -24,7 +25,7 @@ class Sample:
 def local_images(folder: Path) -> list[Path]:
     """Images of a folder and its subfolders, in a stable order (sorted relative paths)."""
     if not folder.is_dir():
-        raise InputError(f"dataset folder not found: {folder}")
+        raise InputError(_("dataset folder not found: {folder}").format(folder=folder))
     return sorted(
         (p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
         key=lambda p: p.relative_to(folder).as_posix(),
@@ -58,7 +59,8 @@ def caption_for(dataset: Dataset, path: Path | None, index: int, stem: str, row_
         if sidecar:
             return sidecar
         return dataset.caption_text  # the fallback caption, when the style gives one
-    raise TrainingError(f"unknown caption rule '{dataset.caption}' (use sidecar, constant or template)")
+    raise TrainingError(_("unknown caption rule '{caption}' (use sidecar, constant or template)").format(
+                          caption=dataset.caption))
 
 
 def _sidecar(path: Path) -> str | None:
@@ -77,7 +79,8 @@ def render_caption(template: str, **values) -> str:
     try:
         return template_environment().from_string(template).render(**values).strip()
     except TemplateError as exc:
-        raise TrainingError(f"caption template {template!r}: {exc} (it sees stem, index and sidecar)") from exc
+        raise TrainingError(_("caption template {template}: {problem} (it sees stem, index and sidecar)").format(
+                              template=repr(template), problem=exc)) from exc
 
 
 def local_samples(dataset: Dataset) -> tuple[list[Sample], list[tuple[str, str]]]:
@@ -103,15 +106,16 @@ def modelscope_rows(dataset: Dataset):
     try:
         from modelscope.msdatasets import MsDataset
     except ImportError as exc:
-        raise TrainingError("ModelScope datasets need the modelscope package: pip install 'kolorsc[models]'") from exc
+        raise TrainingError(_("ModelScope datasets need the modelscope package: pip install 'kolorsc[models]'")) from exc
     try:
         return MsDataset.load(dataset.id, subset_name=dataset.subset or "default", split=dataset.split,
                               version=dataset.revision or "master")
     except Exception as exc:  # network, unknown id, hub errors: all mean "no data"
         raise TrainingError(
-            f"cannot load ModelScope dataset '{dataset.id}' (split {dataset.split}): "
-            f"{type(exc).__name__}: {str(exc)[:300]}. Offline? Download it once where the hub is "
-            f"reachable, or put the images in a folder and use `source: local`."
+            _("cannot load ModelScope dataset '{id}' (split {split}): {name__}: {problem}. Offline? "
+              "Download it once where the hub is reachable, or put the images in a folder and use "
+              "`source: local`.").format(
+              id=dataset.id, split=dataset.split, name__=type(exc).__name__, problem=str(exc)[:300])
         ) from exc
 
 

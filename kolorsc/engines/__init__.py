@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kolorsc.engines.base import Engine, LoraWeights, RenderJob  # noqa: F401
 from kolorsc.errors import UsageError
+from kolorsc.i18n import _
 
 ENGINES = ("preview", "kolors")
 
@@ -20,4 +21,5 @@ def get_engine(name: str, **options) -> Engine:
         from kolorsc.engines.kolors import KolorsEngine
 
         return KolorsEngine(**options)
-    raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
+    raise UsageError(_("unknown engine {name}: choose one of {engines}").format(
+                       name=repr(name), engines=', '.join(ENGINES)))
