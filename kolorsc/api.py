@@ -376,6 +376,8 @@ class TrainOutcome:
     dataset_dir: Path
     dataset_report: object | None  # kolorsc.data.DatasetReport; None when the dataset was unchanged
     result: object | None = None  # kolorsc.train.TrainResult; None with dataset_only
+    generated: Path | None = None  # the rendered images of a `source: generate` dataset
+    rendered: bool = False  # they were rendered now (not reused)
 
 
 def train(style_file: Path, *, out_dir: Path | None = None, dataset_only: bool = False,
@@ -400,16 +402,18 @@ def train(style_file: Path, *, out_dir: Path | None = None, dataset_only: bool =
     out = Path(out_dir).resolve() if out_dir else root / "build" / "lora" / style.id
     models = user_paths.models_dir(models_dir)
     dataset = style.lora.dataset
+    generated, rendered = None, False
     if dataset.source == "generate":  # rendered by the base model first (kolorsc/data/generate.py)
         from kolorsc.data.generate import as_local, ensure_generated
 
+        generated = out / "generated"
         engine = get_engine("kolors", models_dir=models, device=device)
         try:
-            ensure_generated(style, engine, out / "generated",
-                             (lambda d, t, label: progress("generate", d, t, label)) if progress else None)
+            rendered = ensure_generated(style, engine, generated,
+                                        (lambda d, t, label: progress("generate", d, t, label)) if progress else None)
         finally:
             engine.close()
-        dataset = as_local(dataset, out / "generated")
+        dataset = as_local(dataset, generated)
     listing = modelscope_listing(dataset) if dataset.source == "modelscope" else None
     dataset_dir = out / "dataset"
     report_file = dataset_dir / "report.json"
@@ -420,11 +424,11 @@ def train(style_file: Path, *, out_dir: Path | None = None, dataset_only: bool =
                                  (lambda d, t, label: progress("dataset", d, t, label)) if progress else None,
                                  models_dir=models, fingerprint=fingerprint)
     if dataset_only:
-        return TrainOutcome(dataset_dir, report)
+        return TrainOutcome(dataset_dir, report, None, generated, rendered)
     from kolorsc.train import train_lora
 
     result = train_lora(style, dataset_dir, out, models_dir=models, device=device, lightning_bar=lightning_bar)
-    return TrainOutcome(dataset_dir, report, result)
+    return TrainOutcome(dataset_dir, report, result, generated, rendered)
 
 
 def lora_inspect(file: Path, check: bool = True):

@@ -213,9 +213,14 @@ def schema_cmd(which):
 
 # --- build: build, plan, cache (issue: kolorsc build) ---
 
-def _engine_option():
+def _engine_names() -> tuple[str, ...]:
     from kolorsc.engines import ENGINES
 
+    return ENGINES
+
+
+def _engine_option():
+    ENGINES = _engine_names()
     return click.option("--engine", type=click.Choice(ENGINES), default="preview", show_default=True,
                         help="preview: drafts, no model; kolors: diffsynth on CUDA.")
 
@@ -465,7 +470,7 @@ def cache_gc_cmd(cache_dir, keep, older_than, dry_run, force, as_json):
 
 @main.command("diff")
 @click.argument("args", nargs=-1, metavar="[REV] [PATH]...")
-@click.option("--engine", type=click.Choice(["preview", "kolors"]), default=None,
+@click.option("--engine", type=click.Choice(_engine_names()), default=None,
               help="Engine whose render keys are compared (default: the one the lock files name, else preview).")
 @_CACHE_OPTION
 @_MODELS_OPTION
@@ -781,10 +786,14 @@ def train_cmd(style_file, out_dir, dataset_only, models_dir, device, as_json):
     if as_json:
         result = outcome.result
         return _json({"ok": True, "dataset_dir": str(outcome.dataset_dir),
+                      "generated": str(outcome.generated) if outcome.generated is not None else None,
                       "dataset": outcome.dataset_report.to_json() if outcome.dataset_report else None,
                       "lora": None if result is None else {
                           "path": str(result.path), "diffsynth_path": str(result.diffsynth_path), "rank": result.rank,
                           "alpha": result.alpha, "steps": result.steps}})
+    if outcome.generated is not None:
+        text = _("generated: {path}") if outcome.rendered else _("generated dataset unchanged: {path}")
+        click.echo(text.format(path=outcome.generated))
     if outcome.dataset_report is None:
         click.echo(_("dataset unchanged: {path}").format(path=outcome.dataset_dir))
     else:

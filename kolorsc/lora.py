@@ -280,17 +280,6 @@ def check_fits(layers: dict[str, LoraLayer], unet_module_shapes: dict[str, tuple
     return problems
 
 
-def merge_into(unet, layers: dict[str, LoraLayer], scale: float, use_alpha: bool = False) -> None:
-    """W += scale * up @ down in place (diffsynth's load_lora semantic; use_alpha for kohya's)."""
-    import torch
-
-    modules = dict(unet.named_modules())
-    with torch.no_grad():
-        for name, layer in layers.items():
-            weight = modules[name].weight
-            weight += layer.delta(scale, use_alpha).reshape(weight.shape).to(weight.dtype)
-
-
 @functools.lru_cache(maxsize=1)
 def kolors_unet_shapes() -> dict[str, tuple[int, ...]]:
     """Layer shapes of the full-size Kolors UNet, built on the meta device (no weights, no memory)."""

@@ -26,7 +26,8 @@ import torch
 from _train_fixtures import TinyLoader, make_dataset, make_style, tiny_unet
 
 from kolorsc.errors import ModelMissingError, TrainingError
-from kolorsc.lora import check_fits, merge_into, read_lora, unet_module_shapes
+from kolorsc.engines.kolors.lora_merge import merge
+from kolorsc.lora import check_fits, read_lora, unet_module_shapes
 from kolorsc.train import plan_run, steps_done, train_lora
 
 HERE = Path(__file__).resolve().parent
@@ -103,7 +104,7 @@ def test_trains_exports_and_loads_back_the_same_deltas(dataset, tmp_path) -> Non
         assert torch.allclose(diffsynth.layers[name].delta(scale=2.0 / 4), expected, atol=1e-6)
     base, merged = tiny_unet(0), tiny_unet(0)
     assert check_fits(kohya.layers, unet_module_shapes(merged)) == []
-    merge_into(merged, kohya.layers, 1.0, use_alpha=True)
+    merge(merged, kohya.layers, 1.0, use_alpha=True)
     trained = dict(cap.module.unet.named_modules())
     for name, module in peft_layers.items():
         w0 = dict(base.named_modules())[name].weight

@@ -134,12 +134,12 @@ def test_kolorsc_train_renders_then_prepares_a_generated_dataset(tmp_path, monke
     preview engine here (no weights on this machine), through the same Engine interface."""
     from click.testing import CliRunner
 
-    import kolorsc.engines
+    import kolorsc.api
     from kolorsc.cli import main
 
     style_file(tmp_path)
     asked = []
-    monkeypatch.setattr(kolorsc.engines, "get_engine", lambda name, **kw: asked.append(name) or PreviewEngine(long_side=64))
+    monkeypatch.setattr(kolorsc.api, "get_engine", lambda name, **kw: asked.append(name) or PreviewEngine(long_side=64))
     args = ["train", str(tmp_path / "styles" / "fairy.yaml"), "--dataset-only", "--out", str(tmp_path / "out")]
     first = CliRunner().invoke(main, args, catch_exceptions=False)
     assert first.exit_code == 0, first.output

@@ -23,13 +23,14 @@ def read_checked(path, unet) -> dict:
     return layers
 
 
-def merge(unet, layers: dict, scale: float) -> int:
-    """Add scale * up @ down to each targeted weight in place. Returns the number of layers merged."""
+def merge(unet, layers: dict, scale: float, use_alpha: bool = False) -> int:
+    """Add scale * up @ down to each targeted weight in place (diffsynth's meaning, the trained
+    alpha ignored; `use_alpha` for kohya's, times alpha/rank). Returns the layers merged."""
     import torch
 
     with torch.no_grad():
         for name, layer in layers.items():
             weight = unet.get_submodule(name).weight
-            delta = layer.delta(scale=scale)  # float32, diffsynth's meaning (trained alpha ignored)
+            delta = layer.delta(scale=scale, use_alpha=use_alpha)  # float32
             weight.add_(delta.reshape(weight.shape).to(device=weight.device, dtype=weight.dtype))
     return len(layers)
