@@ -233,9 +233,13 @@ def merge(lint_diags: list[Diagnostic], schema_diags: list[Diagnostic]) -> list[
 def lint(src: Source) -> list[Diagnostic]:
     """Mistakes that parse as something else; errors, except full-width quotes (a warning:
     a caption may mean them)."""
-    out: list[Diagnostic] = []
-    _walk(src, src.data, (), out)
-    return out
+    from kolorsc.i18n import language
+
+    memo = src.__dict__.setdefault("_lint", {})  # loader and check both ask; a Source is never modified
+    if language() not in memo:  # messages are in the language of the moment
+        memo[language()] = []
+        _walk(src, src.data, (), memo[language()])
+    return list(memo[language()])
 
 
 def _walk(src: Source, value, path: tuple, out: list[Diagnostic]) -> None:

@@ -132,15 +132,21 @@ def format_path(path: Path_) -> str:
     return out
 
 
+_PARSED: dict = {}  # (name, bytes) -> Source: check reads a story for its id, lint and load
+
+
 def read_source(path: Path, name: str | None = None) -> Source:
-    """Read and parse `path`. Raises SpecError-ready `Diagnostic`s through `SourceError`."""
+    """Read and parse `path`. Raises SpecError-ready `Diagnostic`s through `SourceError`.
+    The same bytes under the same name are parsed once (reading a story is cheap, parsing it
+    is not; keyed by content, not by mtime, which is coarser than two quick edits). Callers
+    never modify a Source."""
     name = name if name is not None else str(path)
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise SourceError(
-                Diagnostic(name, None, None, "", _("file is too large ({size} bytes; the limit is {limit})").format(size=f"{size:,}", limit=f"{MAX_BYTES:,}"),
-                           _("a story is a few kilobytes; is this the right file?"))
+                Diagnostic(name, None, None, "", _("file is too large ({size} bytes; the limit is {limit})").format(
+                    size=f"{size:,}", limit=f"{MAX_BYTES:,}"), _("a story is a few kilobytes; is this the right file?"))
             )
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -148,8 +154,14 @@ def read_source(path: Path, name: str | None = None) -> Source:
     except IsADirectoryError:
         raise SourceError(Diagnostic(name, None, None, "", _("is a directory, not a file"))) from None
     except OSError as exc:
-        raise SourceError(Diagnostic(name, None, None, "", _("cannot read file: {reason}").format(reason=exc.strerror or exc))) from None
-    return parse_bytes(raw, name)
+        raise SourceError(Diagnostic(name, None, None, "", _("cannot read file: {reason}").format(
+            reason=exc.strerror or exc))) from None
+    key = (name, raw)
+    if key not in _PARSED:
+        if len(_PARSED) > 512:
+            _PARSED.clear()
+        _PARSED[key] = parse_bytes(raw, name)  # a SourceError is raised, never kept
+    return _PARSED[key]
 
 
 class SourceError(Exception):
