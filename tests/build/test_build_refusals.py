@@ -70,3 +70,24 @@ def test_a_real_build_with_a_missing_lora_file_exits_2_at_the_field(tmp_path):
     assert "✗ hero-dragon: invalid" in result.output
     # the preview engine draws without the LoRA: the same story builds
     assert run("build", story_path(project, "hero-dragon"), "--cache-dir", tmp_path / "cache").exit_code == 0
+
+
+def test_bad_input_found_by_a_stage_is_exit_2_not_1(tmp_path):
+    """A local dataset whose every image is unreadable passes the file checks (the folder holds
+    x.png) but the dataset stage finds no usable image: bad input, so the build exits 2."""
+    from _build_fixtures import RealishEngine
+
+    from kolorsc import api
+
+    project = make_project(tmp_path / "p")
+    style = project / "styles" / "ink-wash.yaml"
+    text = style.read_text("utf-8")
+    style.write_text(text[: text.index("    source: generate")] + "    source: local\n    path: ../data/ink\n", "utf-8")
+    (project / "data" / "ink").mkdir(parents=True)
+    (project / "data" / "ink" / "x.png").write_bytes(b"not a png")
+    (project / "data" / "ink" / "x.txt").write_text("水墨", "utf-8")
+    summary = api.build([story_path(project)], engine=RealishEngine(), cache_dir=tmp_path / "cache",
+                        models_dir=tmp_path / "models")
+    (outcome,) = summary.outcomes
+    assert outcome.status == "failed" and "no usable image" in outcome.error
+    assert outcome.exit_code == 2 and summary.exit_code == 2
