@@ -154,3 +154,26 @@ def test_normalize():
         "zh", "zh", "zh", "en", "en", "en", None, None]
     with pytest.raises(ValueError):
         i18n.set_language("fr")
+
+
+# Modules that make output bytes (cached under keys that do not hold the language): a
+# translated string may only be an error's message there, never text that lands in a file.
+MAKES_BYTES = ["emit/bundle.py", "emit/pdf.py", "emit/story.py", "emit/storyboard.py", "emit/gallery.py",
+               "emit/htmlpage.py", "emit/modelcard.py", "emit/comfyui.py", "emit/pngmeta.py", "emit/prepared.py",
+               "emit/common.py", "engines/preview.py", *sorted(str(p.relative_to(PACKAGE))
+                                                          for p in (PACKAGE / "build" / "stages").glob("*.py"))]
+
+
+@pytest.mark.parametrize("module", MAKES_BYTES)
+def test_no_translated_text_reaches_an_output(module):
+    tree = ast.parse((PACKAGE / module).read_text("utf-8"))
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    outside = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _name(node.func) in ("_", "ngettext"):
+            up = node
+            while up in parents and not isinstance(up, ast.Raise):
+                up = parents[up]
+            if not isinstance(up, ast.Raise):
+                outside.append(f"{module}:{node.lineno}")
+    assert outside == []
