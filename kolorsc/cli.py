@@ -71,7 +71,22 @@ def _set_language(ctx, param, value):
         from kolorsc.i18n import set_language
 
         set_language(value)
+        _translate_help(ctx.find_root().command)
     return value
+
+
+def _translate_help(group: click.Group) -> None:
+    """Command and option help in the current language (kolorsc/i18n_click.py extracts them)."""
+    for command in (group, *group.commands.values()):
+        if isinstance(command, click.Group) and command is not group:
+            _translate_help(command)
+            continue
+        for item in (command, *command.params):
+            english = item.__dict__.setdefault("_help_en", getattr(item, "help", None))
+            if english:  # a docstring is looked up as click shows it (kolorsc/i18n_click.py)
+                import inspect
+
+                item.help = _(inspect.cleandoc(english).split("\f")[0].strip())
 
 
 _LANG = dict(type=click.Choice(["zh", "en"]), default=None, expose_value=False, is_eager=True, callback=_set_language,
@@ -84,6 +99,7 @@ class _Main(click.Group):
         from kolorsc.i18n import set_language
 
         set_language(None)  # each invocation chooses again (--lang, $KOLORSC_LANG, the locale)
+        _translate_help(self)
         return super().make_context(info_name, args, parent, **extra)
 
 

@@ -7,12 +7,16 @@ whose messages are translated gains a message that is not wrapped in _()."""
 from __future__ import annotations
 
 import ast
+import inspect
 import io
 import re
+
+import click
 from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from click.testing import CliRunner
@@ -45,9 +49,12 @@ TRANSLATED = [
 
 
 def source_messages() -> set:
+    """What `pybabel extract -F babel.cfg` finds: every _() message, and cli.py's help texts."""
+    with (REPO / "babel.cfg").open(encoding="utf-8") as f:
+        method_map, options_map = parse_mapping_cfg(f)
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
-            str(PACKAGE), method_map=[("**.py", "python")], keywords=KEYWORDS):
+            str(REPO), method_map=method_map, options_map=options_map, keywords=KEYWORDS):
         found.add(message if isinstance(message, str) else tuple(message))
     return found
 
@@ -147,6 +154,23 @@ def test_lang_works_before_and_after_the_command(tmp_path):
     assert before.output == after.output and "文件不存在" in after.output
     again = CliRunner().invoke(main, ["check", str(tmp_path / "nope.yaml"), "--lang", "en"])
     assert "no such file" in again.output  # one invocation's choice does not leak into the next
+
+
+def _helps(group: click.Group):
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            yield from _helps(command)
+        yield command.__dict__.get("_help_en", command.help)
+        yield from (p.__dict__.get("_help_en", getattr(p, "help", None)) for p in command.params)
+
+
+def test_every_help_text_is_extracted_and_translated(catalog):
+    texts = {inspect.cleandoc(h).split("\f")[0].strip() for h in _helps(main) if h}
+    assert len(texts) > 60
+    assert sorted(t for t in texts if not (catalog.get(t) and catalog.get(t).string)) == []
+    shown = CliRunner().invoke(main, ["--lang", "zh", "check", "--help"]).output
+    assert "检查故事文件和作品集" in shown and "等同于 --format json" in shown
+    assert "Check story files" in CliRunner().invoke(main, ["check", "--help"]).output
 
 
 def test_normalize():
