@@ -420,8 +420,12 @@ def _cut(unit: str, width: float, measure) -> list[str]:
     for cluster in _clusters(unit):
         row = rows[-1]
         if row and measure("".join(row + [cluster]).rstrip()) > width:
-            stuck = _category(row[-1]) in ("Ps", "Pi") or _category(cluster) in ("Pe", "Pf", "Po")
-            carry = [row.pop()] if stuck and len(row) > 1 and measure(row[-1] + cluster) <= width else []
+            carry: list[str] = []
+            # move characters down while the line would end with opening punctuation or the next
+            # start with closing ("、” " after a word goes down with the word's last letter)
+            while (_category(row[-1]) in ("Ps", "Pi") or _category((carry or [cluster])[0]) in ("Pe", "Pf", "Po")) \
+                    and len(row) > 1 and measure(row[-1] + "".join(carry) + cluster) <= width:
+                carry.insert(0, row.pop())
             rows.append(carry)
         rows[-1].append(cluster)
     return ["".join(r) for r in rows]
