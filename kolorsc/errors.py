@@ -9,6 +9,8 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+from kolorsc.i18n import _
+
 ERROR = "error"
 WARNING = "warning"
 
@@ -34,11 +36,18 @@ class Diagnostic:
         where = one_line(self.file)
         if self.line is not None:
             where += f":{self.line}:{self.col or 1}"
-        text = f"{where}: {one_line(self.path) + ': ' if self.path else ''}"
-        text += f"{'warning: ' if not self.is_error else ''}{one_line(self.message)}"
+        label = _("warning: ") if not self.is_error else ""
+        text = f"{where}: {label}{one_line(self.path) + ': ' if self.path else ''}{one_line(self.message)}"
         if self.hint:
-            text += f" ({one_line(self.hint)})"
+            text += _(" ({hint})").format(hint=one_line(self.hint))
         return text
+
+    def to_json(self, file: str | None = None) -> dict:
+        """The one JSON shape of a diagnostic, in every command's --json output. `file`: the
+        name to show instead of `self.file` (the CLI passes it relative to the project root)."""
+        return {"file": self.file if file is None else file, "line": self.line, "col": self.col,
+                "path": self.path, "severity": self.severity, "message": self.message, "hint": self.hint}
+
 
 
 def one_line(text: str) -> str:
@@ -79,6 +88,12 @@ class UsageError(KolorscError):
     """Bad arguments or environment given by the user (not a bad file)."""
 
     exit_code = 2
+
+
+class InputError(UsageError):
+    """A file or setting the story names is missing or unusable (a LoRA file, a dataset folder
+    without images, an unsupported Data-Juicer operator). Bad input, so exit 2 even when a
+    build stage is the one that finds it."""
 
 
 class BuildError(KolorscError):

@@ -31,6 +31,7 @@ from kolorsc import optional
 from kolorsc.atomic import atomic_path
 from kolorsc.errors import EngineError, ModelFileError
 from kolorsc.tensorfile import looks_like_safetensors, read_header
+from kolorsc.i18n import _
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -86,7 +87,7 @@ def ldm_module_names() -> dict[str, str]:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "rename_dict":
             table = ast.literal_eval(node.value)
     if not table:  # pragma: no cover - only if diffsynth changes its converter
-        raise EngineError("diffsynth's SDXL UNet converter has no rename table: kolorsc cannot name LoRA layers")
+        raise EngineError(_("diffsynth's SDXL UNet converter has no rename table: kolorsc cannot name LoRA layers"))
     names = {}
     for ldm, ours in table.items():
         if ldm.endswith(".weight") and ldm.startswith(_LDM_PREFIX):
@@ -104,7 +105,8 @@ def kohya_key(module: str) -> str:
     try:
         ldm = ldm_module_names()[module]
     except KeyError:
-        raise EngineError(f"UNet module '{module}' has no LDM name in diffsynth's table: cannot export it") from None
+        raise EngineError(_("UNet module '{module}' has no LDM name in diffsynth's table: cannot export it").format(
+                            module=module)) from None
     return KOHYA_PREFIX + ldm.replace(".", "_")
 
 
@@ -113,7 +115,7 @@ def diffsynth_module(key: str) -> str:
     try:
         return _from_kohya()[key]
     except KeyError:
-        raise EngineError(f"LoRA key '{key}' names no layer of the SDXL/Kolors UNet") from None
+        raise EngineError(_("LoRA key '{key}' names no layer of the SDXL/Kolors UNet").format(key=key)) from None
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -125,7 +127,7 @@ def read_lora(path: Path) -> LoraFile:
     torch/safetensors/diffsynth raises MissingPackageError."""
     path = Path(path)
     if not path.is_file():
-        raise EngineError(f"LoRA file not found: {path}")
+        raise EngineError(_("LoRA file not found: {path}").format(path=path))
     tensors, metadata = _load_tensors(path)
     if any(k.startswith(KOHYA_PREFIX) for k in tensors):
         layers = _layers_from_kohya(tensors, path)
@@ -301,15 +303,18 @@ def check_fits(layers: dict[str, LoraLayer], unet_module_shapes: dict[str, tuple
     for module, layer in sorted(layers.items()):
         shape = unet_module_shapes.get(module)
         if shape is None:
-            problems.append(f"{module}: no such layer in the base model's UNet")
+            problems.append(_("{module}: no such layer in the base model's UNet").format(module=module))
             continue
         out_features, in_features = shape[0], shape[1]
         if layer.up.shape[1] != layer.down.shape[0]:
-            problems.append(f"{module}: up is {tuple(layer.up.shape)} but down is {tuple(layer.down.shape)} (ranks differ)")
+            problems.append(_("{module}: up is {tuple} but down is {tuple2} (ranks differ)").format(
+                              module=module, tuple=tuple(layer.up.shape), tuple2=tuple(layer.down.shape)))
         if layer.down.shape[1] != in_features:
-            problems.append(f"{module}: LoRA input size {layer.down.shape[1]} != layer's {in_features}")
+            problems.append(_("{module}: LoRA input size {shape} != layer's {in_features}").format(
+                              module=module, shape=layer.down.shape[1], in_features=in_features))
         if layer.up.shape[0] != out_features:
-            problems.append(f"{module}: LoRA output size {layer.up.shape[0]} != layer's {out_features}")
+            problems.append(_("{module}: LoRA output size {shape} != layer's {out_features}").format(
+                              module=module, shape=layer.up.shape[0], out_features=out_features))
     return problems
 
 

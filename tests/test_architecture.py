@@ -36,6 +36,7 @@ LAYERS = {
     "kolorsc.emit": 6,
     "kolorsc.remote": 6,  # cache push/pull: the cache and lock files, fsspec
     "kolorsc.build.status": 5,
+    "kolorsc.build.where": 5,  # the line of the story or style a node input comes from (plan reasons)
     "kolorsc.cache": 5,
     "kolorsc.build.graph": 4,
     "kolorsc.build.lockfile": 4,
@@ -49,6 +50,9 @@ LAYERS = {
     "kolorsc.config": 1,  # kolorsc.toml
     "kolorsc.errors": 0,
     "kolorsc.paths": 0,
+    "kolorsc.extras": 0,
+    "kolorsc.i18n": 0,  # gettext catalogs: every layer translates its messages
+    "kolorsc.i18n_click": 0,  # Babel extraction of cli.py's help texts (used by pybabel and tests only)  # which extra a missing package belongs to, and the tidy error
     "kolorsc.atomic": 0,
     "kolorsc.hashing": 0,
     "kolorsc.codeid": 0,

@@ -79,7 +79,7 @@ def test_template_sees_story_scene_and_character_fields(proj):
     text = edit(story_text(), '"{{ girl }}，坐在教室里，盯着黑板，深思"',
                 '"{{ girl.name }}/{{ girl.key }}/{{ story.title }}/{{ story.id }}/{{ scene.index }}/{{ scene.caption }}/{{ style.name }}/{{ style }}"')
     p1 = compile_text(proj, text)[0]
-    assert p1.prompt == "少女/girl/课堂上的梦/classroom-dream/1/女主正在上课/水墨/古风，水墨画，上半身"
+    assert p1.prompt == "少女/girl/课堂上的梦/s/1/女主正在上课/水墨/古风，水墨画，上半身"
 
 
 def test_scene_negative_is_a_template_too(proj):

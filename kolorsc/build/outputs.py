@@ -4,17 +4,28 @@ Each file is replaced atomically and only when its bytes differ (a no-op build t
 nothing, so file times stay meaningful); our own files that this build no longer makes (a
 bundle under an old team name, panels beyond the story's count) are removed. Nothing else
 in the folder is touched, and nothing is done through a symlink the build did not create.
+
+One folder, one story: `.kolorsc-story` in the folder names the story file whose outputs it
+holds (relative to the project root). A build refuses to write another story's outputs
+there while that story still exists with the same id (`claim_problem`); a renamed story, or
+one whose id changed, leaves the folder free.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from kolorsc import safefs
 from kolorsc.build.stages.base import Blob
 from kolorsc.build.status import Plan
+from kolorsc.errors import Diagnostic
+from kolorsc.hashing import sha256_bytes
+from kolorsc.i18n import _
 from kolorsc.spec.model import Story
+
+OWNER_FILE = ".kolorsc-story"
 
 
 def output_dir(story: Story, out: Path | None) -> Path:
@@ -46,7 +57,52 @@ def write_outputs(plan: Plan, outputs: dict, out_dir: Path) -> list[str]:
                     folder.close()
             written.append(node.output)
         _remove_stale(plan, root)
+        _claim(plan.story, root)
     return written
+
+
+def _owner_text(story: Story) -> str:
+    return json.dumps({"story": _relative(story.path, story.root)}, ensure_ascii=False) + "\n"
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def _claim(story: Story, root: safefs.OutputDir) -> None:
+    data = _owner_text(story).encode("utf-8")
+    if root.sha256(OWNER_FILE) != sha256_bytes(data):
+        root.write_bytes(OWNER_FILE, data)
+
+
+def owner(out_dir: Path, root: Path) -> Path | None:
+    """The story file whose outputs `out_dir` holds, as its last build recorded; None if unknown."""
+    try:
+        rel = json.loads((Path(out_dir) / OWNER_FILE).read_text("utf-8"))["story"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Path(root) / rel if isinstance(rel, str) else None
+
+
+def claim_problem(story: Story, out_dir: Path, id_at) -> Diagnostic | None:
+    """A diagnostic (at the story's `id:` line, `id_at` a Loc) when `out_dir` holds the outputs
+    of another story file that still exists with the same id."""
+    from kolorsc.spec.ids import story_id
+    from kolorsc.spec.loader import display_name
+
+    other = owner(out_dir, story.root)
+    if other is None or not other.is_file() or other.resolve() == Path(story.path).resolve():
+        return None
+    found = story_id(other, display_name(other))
+    if found is None or found[0] != story.id:
+        return None
+    return Diagnostic(id_at.file, id_at.line, id_at.col, "id",
+                      _("{folder}/ holds the outputs of {other}, which has the id \"{id}\" too").format(
+                          folder=display_name(out_dir), other=found[1], id=story.id),
+                      _("the id names the output folder and the bundle: give each story its own id"))
 
 
 def _remove_stale(plan: Plan, root: safefs.OutputDir) -> None:

@@ -57,6 +57,7 @@ from kolorsc.build.status import CACHED, SKIPPED, TO_RUN, Plan, PlannedNode
 from kolorsc.cache import Cache
 from kolorsc.errors import BuildError, KolorscError
 from kolorsc.hashing import sha256_bytes
+from kolorsc.i18n import _
 from kolorsc.results import StoryResult
 
 WAVES = ((DATASET,), (LORA,), (RENDER,), (SCORE,), (SELECT,), (PANEL,), (STORYBOARD, PDF, SCORES, PAGE),
@@ -196,7 +197,7 @@ def _tasks(todo: dict[str, list[tuple[StoryRun, PlannedNode]]], runs: list[Story
             group = (planned.kind, key)
         groups[group].append((r, planned))
     tasks = []
-    for (kind, *_), members in groups.items():
+    for (kind, *_rest), members in groups.items():
         work = tuple(Work(p.node, r.plan.graph) for r, p in members)
         upstream = {}
         for r, p in members:
@@ -212,7 +213,7 @@ def _commit(result: Result, todo: dict, cache: Cache, options: Options) -> None:
     if holders is None:
         return  # not asked for: never trusted
     if result.ok and (result.data is None or sha256_bytes(result.data) != result.sha256):
-        result = Result(result.key, error=BuildError("the worker's output does not match its sha256"))
+        result = Result(result.key, error=BuildError(_("the worker's output does not match its sha256")))
     if not result.ok:
         for r, p in holders:
             r.fail(p, result.error, options.keep_going)
@@ -235,7 +236,8 @@ def _finish(r: StoryRun, cache: Cache) -> None:
         return
     lost = [n.id for n in r.plan.nodes if n.status != SKIPPED and n.id not in r.outputs]
     if lost:  # never record a lock file with a hole in it
-        r.errors.append(f"no output for {', '.join(map(str, lost[:5]))} (internal error, please report)")
+        r.errors.append(_("no output for {nodes} (internal error, please report)").format(
+            nodes=", ".join(map(str, lost[:5]))))
         r.error = BuildError(r.errors[-1])
         return
     from kolorsc.build.stages.result import story_result
@@ -269,7 +271,8 @@ def lock_of(plan: Plan, outputs: dict[NodeId, Blob]) -> LockFile:
 
 def story_error(r: StoryRun) -> KolorscError:
     """The error a failed story run is reported with (its first failure's exit code)."""
-    message = f"{r.story.id}: {len(r.errors)} node(s) failed: " + "; ".join(r.errors[:5])
+    message = _("{story}: {n} node(s) failed: {errors}").format(story=r.story.id, n=len(r.errors),
+                                                               errors="; ".join(r.errors[:5]))
     error = BuildError(message)
     if isinstance(r.error, KolorscError):
         error.exit_code = r.error.exit_code

@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 
 from kolorsc.hashing import digest, sha256_file
+from kolorsc.i18n import _
 from kolorsc.spec.model import Dataset
 
 LISTING_TIMEOUT = 10.0  # seconds: planning must not hang on an unreachable hub
@@ -65,8 +66,8 @@ def dataset_facts(dataset: Dataset, root: Path, *, hashes=None, models_dir: Path
         from kolorsc.errors import TrainingError
 
         if style is None or engine_identity is None:
-            raise TrainingError("a generated dataset is keyed by the style and the engine that renders it: "
-                                "dataset_facts(..., style=style, engine_identity=engine.identity())")
+            raise TrainingError(_("a generated dataset is keyed by the style and the engine that renders it: "
+                                  "dataset_facts(..., style=style, engine_identity=engine.identity())"))
         facts["generated"] = generate_fingerprint(style, engine_identity)
     else:
         facts.update(id=dataset.id, subset=dataset.subset, split=dataset.split,

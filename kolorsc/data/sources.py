@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kolorsc.errors import TrainingError
+from kolorsc.errors import InputError, TrainingError
+from kolorsc.i18n import _
 from kolorsc.images import check_file
 from kolorsc.spec.model import DATASET_IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from kolorsc.spec.model import Dataset
@@ -30,7 +31,7 @@ class Sample:
 def _entries(folder: Path) -> list[Path]:
     """Everything under the folder (symlinked folders are listed, not entered), sorted."""
     if not folder.is_dir():
-        raise TrainingError(f"dataset folder not found: {folder}")
+        raise InputError(_("dataset folder not found: {folder}").format(folder=folder))
     return sorted(folder.rglob("*"), key=lambda p: p.relative_to(folder).as_posix())
 
 
@@ -85,7 +86,8 @@ def caption_for(dataset: Dataset, path: Path | None, index: int, stem: str, row_
         if sidecar:
             return sidecar
         return dataset.caption_text  # the fallback caption, when the style gives one
-    raise TrainingError(f"unknown caption rule '{dataset.caption}' (use sidecar, constant or template)")
+    raise TrainingError(_("unknown caption rule '{caption}' (use sidecar, constant or template)").format(
+                          caption=dataset.caption))
 
 
 MAX_SIDECAR = 1 << 16  # bytes of a caption file; a caption is a line or two
@@ -158,15 +160,16 @@ def modelscope_rows(dataset: Dataset):
     try:
         from modelscope.msdatasets import MsDataset
     except ImportError as exc:
-        raise TrainingError("ModelScope datasets need the modelscope package: pip install 'kolorsc[models]'") from exc
+        raise TrainingError(_("ModelScope datasets need the modelscope package: pip install 'kolorsc[models]'")) from exc
     try:
         return MsDataset.load(dataset.id, subset_name=dataset.subset or "default", split=dataset.split,
                               version=dataset.revision or "master")
     except Exception as exc:  # network, unknown id, hub errors: all mean "no data"
         raise TrainingError(
-            f"cannot load ModelScope dataset '{dataset.id}' (split {dataset.split}): "
-            f"{type(exc).__name__}: {str(exc)[:300]}. Offline? Download it once where the hub is "
-            f"reachable, or put the images in a folder and use `source: local`."
+            _("cannot load ModelScope dataset '{id}' (split {split}): {name__}: {problem}. Offline? "
+              "Download it once where the hub is reachable, or put the images in a folder and use "
+              "`source: local`.").format(
+              id=dataset.id, split=dataset.split, name__=type(exc).__name__, problem=str(exc)[:300])
         ) from exc
 
 

@@ -29,15 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from kolorsc.emit.bundlename import name_problems
 from kolorsc.emit.common import image_name
 from kolorsc.emit.modelcard import PREVIEW_MARKER
 from kolorsc.errors import UsageError, one_line
 from kolorsc.images import MAX_PIXELS, ImageProblem, open_checked
+from kolorsc.i18n import N_, _
 from kolorsc.spec.model import SCENE_COUNT
 from kolorsc.tensorfile import read_header
 
 ERROR = "error"
 WARNING = "warning"
+_LEVELS = (N_("error"), N_("warning"))  # shown translated by Finding.format
 EXPECTED_IMAGES = tuple(f"images/{image_name(i)}" for i in range(1, SCENE_COUNT + 1))
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 LORA_PAIRS = ((".lora_down.", ".lora_up."), (".lora_A.", ".lora_B."))
@@ -67,7 +70,7 @@ class Finding:
     message: str
 
     def format(self) -> str:
-        return f"{self.level}: {one_line(self.message)}"  # a member name cannot break the line
+        return f"{_(self.level)}: {one_line(self.message)}"  # a member name cannot break the line
 
 
 @dataclass
@@ -97,16 +100,18 @@ def lora_tensor_problem(header: dict) -> str | None:
     """None when the tensors look like a LoRA (down/up or A/B pairs), else what is wrong."""
     names = [k for k in header if k != "__metadata__"]
     if not names:
-        return "holds no tensors"
+        return _("holds no tensors")
     for down, up in LORA_PAIRS:
         downs = {n.replace(down, "|") for n in names if down in n}
         ups = {n.replace(up, "|") for n in names if up in n}
         if downs or ups:
             unpaired = sorted(downs ^ ups)
             if unpaired:
-                return f"{len(unpaired)} {down.strip('.')}/{up.strip('.')} tensors without their pair, e.g. {unpaired[0].replace('|', '.?.')}"
+                return _("{n} {down}/{up} tensors without their pair, e.g. {example}").format(
+                    n=len(unpaired), down=down.strip("."), up=up.strip("."), example=unpaired[0].replace("|", ".?."))
             return None
-    return f"no lora_down/lora_up (or lora_A/lora_B) tensors among {len(names)} tensors, e.g. {names[0]!r}"
+    return _("no lora_down/lora_up (or lora_A/lora_B) tensors among {n} tensors, e.g. {example}").format(
+        n=len(names), example=repr(names[0]))
 
 
 def _name_problem(info: zipfile.ZipInfo) -> str | None:
@@ -226,43 +231,44 @@ def _check_images(zf: zipfile.ZipFile, names: list[str], readable: set[str], rep
     files = [n for n in names if n.startswith("images/") and not n.endswith("/")]
     if not files:
         nested = sorted({n.split("/images/")[0] for n in names if "/images/" in n})
-        hint = f" (found {nested[0]}/images/: zip the folder's contents, not the folder)" if nested else ""
-        report.error(f"images/ is missing or empty: a submission has eight panel images in images/{hint}")
+        hint = _(" (found {folder}/images/: zip the folder's contents, not the folder)").format(folder=nested[0]) if nested else ""
+        report.error(_("images/ is missing or empty: a submission has eight panel images in images/") + hint)
         return {}
     extras = [n for n in files if n not in EXPECTED_IMAGES]
     missing = [n for n in EXPECTED_IMAGES if n not in files]
     if len(files) != SCENE_COUNT:
         detail = []
         if extras:
-            detail.append("extra: " + ", ".join(extras))
+            detail.append(_("extra: {names}").format(names=", ".join(extras)))
         if missing:
-            detail.append("missing: " + ", ".join(missing))
+            detail.append(_("missing: {names}").format(names=", ".join(missing)))
         report.error(
-            f"images/ holds {len(files)} files, not exactly {SCENE_COUNT} (the official scorer averages every "
-            f"file in the folder){'; ' + '; '.join(detail) if detail else ''}"
+            _("images/ holds {n} files, not exactly {count} (the official scorer averages every file in the folder)"
+              ).format(n=len(files), count=SCENE_COUNT) + ("; " + "; ".join(detail) if detail else "")
         )
     elif extras:
-        report.warning(f"images/ holds eight files but not named 01.png..08.png: {', '.join(extras)}")
+        report.warning(_("images/ holds eight files but not named 01.png..08.png: {names}").format(names=", ".join(extras)))
     images = {}
     for name in files:
         if not name.lower().endswith(IMAGE_SUFFIXES):
-            report.error(f"{name} is not an image file (images/ must hold only the panels)")
+            report.error(_("{name} is not an image file (images/ must hold only the panels)").format(name=name))
             continue
         if name not in readable:
             continue  # already a finding
         try:
             images[name] = _image_info(zf, name)
         except ImageProblem as exc:
-            report.error(f"{name} cannot be read as an image: {exc}")
+            report.error(_("{name} cannot be read as an image: {problem}").format(name=name, problem=exc))
         except ZIP_ERRORS as exc:
-            report.error(f"{name} cannot be read as an image: {type(exc).__name__}: {exc}")
+            report.error(_("{name} cannot be read as an image: {problem}").format(
+                name=name, problem=f"{type(exc).__name__}: {exc}"))
     return images
 
 
 def _check_prompts(zf: zipfile.ZipFile, names: list[str], readable: set[str], images: dict,
                    report: VerifyReport) -> dict | None:
     if "prompts.json" not in names:
-        report.error("prompts.json is missing: the challenge needs each image's prompt to reproduce it")
+        report.error(_("prompts.json is missing: the challenge needs each image's prompt to reproduce it"))
         return None
     if "prompts.json" not in readable:
         return None
@@ -270,21 +276,21 @@ def _check_prompts(zf: zipfile.ZipFile, names: list[str], readable: set[str], im
         data = json.loads(_read_small(zf, "prompts.json", MAX_JSON).decode("utf-8"))
         panels = {p["image"]: p for p in data["panels"] if isinstance(p, dict)}
     except (ValueError, KeyError, TypeError, RecursionError, *ZIP_ERRORS) as exc:
-        report.error(f"prompts.json is not a kolorsc prompts file: {type(exc).__name__}: {exc}")
+        report.error(_("prompts.json is not a kolorsc prompts file: {problem}").format(problem=f"{type(exc).__name__}: {exc}"))
         return None
     without = [n for n in sorted(images) if not str(panels.get(n, {}).get("prompt") or "").strip()]
     if without:
-        report.error("no prompt in prompts.json for " + ", ".join(without))
+        report.error(_("no prompt in prompts.json for {names}").format(names=", ".join(without)))
     no_seed = [n for n in sorted(images) if n in panels and panels[n].get("seed") is None]
     if no_seed:
-        report.warning("no seed in prompts.json for " + ", ".join(no_seed))
+        report.warning(_("no seed in prompts.json for {names}").format(names=", ".join(no_seed)))
     return data
 
 
 def _check_lora(zf: zipfile.ZipFile, names: list[str], readable: set[str], report: VerifyReport) -> None:
     loras = [n for n in names if n.lower().endswith(".safetensors")]
     if not loras:
-        report.error("no LoRA .safetensors file in the bundle: the challenge requires the trained LoRA")
+        report.error(_("no LoRA .safetensors file in the bundle: the challenge requires the trained LoRA"))
         return
     for name in loras:
         if name not in readable:
@@ -293,14 +299,14 @@ def _check_lora(zf: zipfile.ZipFile, names: list[str], readable: set[str], repor
             with zf.open(name) as stream:
                 header = read_header(stream, zf.getinfo(name).file_size, MAX_LORA_HEADER)
         except ValueError as exc:
-            report.error(f"{name} is not a loadable safetensors file: {exc}")
+            report.error(_("{name} is not a loadable safetensors file: {problem}").format(name=name, problem=exc))
             continue
         except ZIP_ERRORS as exc:
             report.error(f"{name} cannot be read: {type(exc).__name__}: {exc}")
             continue
         problem = lora_tensor_problem(header)
         if problem:
-            report.error(f"{name} is not a LoRA: {problem}")
+            report.error(_("{name} is not a LoRA: {problem}").format(name=name, problem=problem))
 
 
 def _check_preview(names: list[str], prompts: dict | None, images: dict, report: VerifyReport) -> None:
@@ -308,12 +314,13 @@ def _check_preview(names: list[str], prompts: dict | None, images: dict, report:
     if PREVIEW_MARKER in names:
         reasons.append(PREVIEW_MARKER)
     if isinstance(prompts, dict) and prompts.get("preview") is True:
-        reasons.append("prompts.json says preview")
+        reasons.append(_("prompts.json says preview"))
     marked = [n for n, im in sorted(images.items()) if im["text"].get("kolorsc:preview") == "true"]
     if marked:
-        reasons.append(f"{len(marked)} image(s) marked kolorsc:preview")
+        reasons.append(_("{n} image(s) marked kolorsc:preview").format(n=len(marked)))
     if reasons:
-        report.error("this is a PREVIEW bundle (drafts, not Kolors renders), not a valid submission: " + "; ".join(reasons))
+        report.error(_("this is a PREVIEW bundle (drafts, not Kolors renders), not a valid submission: {reasons}").format(
+            reasons="; ".join(reasons)))
 
 
 def _rescore(zf: zipfile.ZipFile, names: list[str], scorer) -> list[float]:
@@ -348,16 +355,16 @@ def _check_gate(zf: zipfile.ZipFile, names: list[str], readable: set[str], image
     t = report.threshold
     if scorer is not None:
         if not images:
-            report.error("cannot score: no readable images")
+            report.error(_("cannot score: no readable images"))
             return
         ordered = [(n, images[n]["size"][0] * images[n]["size"][1]) for n in sorted(images)]
         scores = _rescore(zf, ordered, scorer)
         report.aesthetic_mean = sum(scores) / len(scores)
         report.rescored = True
-        source = f"recomputed from {len(scores)} images"
+        source = _("recomputed from {n} images").format(n=len(scores))
     else:
         if "scores.json" not in names:
-            report.warning("the aesthetic gate could not be checked: no scores.json (run with --rescore)")
+            report.warning(_("the aesthetic gate could not be checked: no scores.json (run with --rescore)"))
             return
         if "scores.json" not in readable:
             return
@@ -366,15 +373,16 @@ def _check_gate(zf: zipfile.ZipFile, names: list[str], readable: set[str], image
             mean = data.get("aesthetic_mean") if isinstance(data, dict) else None
             mean = None if mean is None else float(mean)
         except (ValueError, TypeError, RecursionError, *ZIP_ERRORS) as exc:
-            report.error(f"scores.json is not valid: {type(exc).__name__}: {exc}")
+            report.error(_("scores.json is not valid JSON: {problem}").format(problem=f"{type(exc).__name__}: {exc}"))
             return
         if mean is None:
-            report.warning("the aesthetic gate could not be checked: scores.json has no aesthetic score (run with --rescore)")
+            report.warning(_("the aesthetic gate could not be checked: scores.json has no aesthetic score (run with --rescore)"))
             return
         report.aesthetic_mean = mean
-        source = "from scores.json"
+        source = _("from scores.json")
     if not report.aesthetic_mean >= t:  # a NaN mean fails too
-        report.error(f"mean aesthetic score {report.aesthetic_mean:.3f} ({source}) is below the threshold {t}")
+        report.error(_("mean aesthetic score {mean} ({source}) is below the threshold {threshold}").format(
+            mean=f"{report.aesthetic_mean:.3f}", source=source, threshold=t))
 
 
 def verify_bundle(path: Path, *, threshold: float = 6.0, scorer: AestheticScorer | None = None) -> VerifyReport:
@@ -383,9 +391,9 @@ def verify_bundle(path: Path, *, threshold: float = 6.0, scorer: AestheticScorer
     (report.ok is False on any error)."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+        raise UsageError(_("{path}: no such file").format(path=path))
     if not zipfile.is_zipfile(path):
-        raise UsageError(f"{path}: not a zip file")
+        raise UsageError(_("{path}: not a zip file").format(path=path))
     report = VerifyReport(path=path, threshold=threshold)
     entries = _entry_count(path)
     if entries is not None and entries > MAX_ENTRIES:
@@ -397,11 +405,12 @@ def verify_bundle(path: Path, *, threshold: float = 6.0, scorer: AestheticScorer
             names = sorted({info.filename for info in zf.infolist()})
             images = _check_images(zf, names, readable, report)
             prompts = _check_prompts(zf, names, readable, images, report)
+            report.findings += [Finding(level, message) for level, message in name_problems(path, prompts)]
             _check_lora(zf, names, readable, report)
             if "README.md" not in names:
-                report.warning("README.md (the LoRA's model card) is missing: the challenge asks for a description")
+                report.warning(_("README.md (the LoRA's model card) is missing: the challenge asks for a description"))
             _check_preview(names, prompts, images, report)
             _check_gate(zf, names, readable, images, scorer, report)
     except ZIP_ERRORS as exc:
-        report.error(f"the zip cannot be read: {type(exc).__name__}: {exc}")
+        report.error(_("the zip cannot be read: {problem}").format(problem=f"{type(exc).__name__}: {exc}"))
     return report

@@ -11,6 +11,7 @@ from kolorsc.engines.base import (  # noqa: F401
     SharedMember,
 )
 from kolorsc.errors import UsageError
+from kolorsc.i18n import _
 
 ENGINES = ("preview", "kolors")
 
@@ -27,4 +28,5 @@ def get_engine(name: str, **options) -> Engine:
         from kolorsc.engines.kolors import KolorsEngine
 
         return KolorsEngine(**options)
-    raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
+    raise UsageError(_("unknown engine {name}: choose one of {engines}").format(
+                       name=repr(name), engines=', '.join(ENGINES)))

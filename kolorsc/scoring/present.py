@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kolorsc.errors import UsageError
+from kolorsc.i18n import _
 from kolorsc.images import MAX_PIXELS
 from kolorsc.scoring.aesthetic import DEFAULT_BATCH
 from kolorsc.scoring.folder import FolderScan, read_prompts, scan_folder
@@ -41,7 +42,7 @@ def score_folder(
 
     scan = scan_folder(folder)
     if not scan.images:
-        raise UsageError(f"{folder}: no image files to score")
+        raise UsageError(_("{folder}: no image files to score").format(folder=folder))
     texts = read_prompts(prompts, scan.images) if prompts else None
     scorers = load_scorers(models_dir, device=device)
     results, unreadable = _score_in_batches(scan.images, texts, scorers)
@@ -91,34 +92,36 @@ def _score_in_batches(paths: tuple[Path, ...], texts: list[str] | None, scorers)
 
 
 def _num(x: float | None, fmt: str = "{:.4f}") -> str:
-    return "not computed" if x is None else fmt.format(x)
+    return _("not computed") if x is None else fmt.format(x)
 
 
 def _alignment_why(rep: ScoreReport) -> str:
-    return rep.note or "give --prompts FILE to compare each image with its prompt"
+    return rep.note or _("give --prompts FILE to compare each image with its prompt")
 
 
 def _gate_why(result: FolderResult) -> str:
     mean = result.report.aesthetic_mean
     if mean is None:
-        return "(no aesthetic score)"
-    return f"(mean {mean:.4f} {'>=' if result.gate == 'PASS' else '<'} threshold {result.threshold:g})"
+        return _("(no aesthetic score)")
+    return _("(mean {mean} {op} threshold {threshold})").format(
+        mean=f"{mean:.4f}", op=">=" if result.gate == "PASS" else "<", threshold=f"{result.threshold:g}")
 
 
 def as_text(result: FolderResult) -> str:
     rep = result.report
     lines = []
     for i, (path, s) in enumerate(zip(result.scan.images, rep.images), start=1):
-        extra = f"  alignment {s.alignment:.4f}" if s.alignment is not None else ""
-        lines.append(f"{i:2d}  {path.name:<32} aesthetic {s.aesthetic:.4f}{extra}")
+        extra = _("  alignment {value}").format(value=f"{s.alignment:.4f}") if s.alignment is not None else ""
+        lines.append(f"{i:2d}  {path.name:<32} " + _("aesthetic {value}").format(value=f"{s.aesthetic:.4f}") + extra)
     coh = rep.coherence
     outlier = result.scan.images[coh.outlier_panel - 1].name if coh.outlier_panel else None
     lines += [
-        f"aesthetic mean  {_num(rep.aesthetic_mean)}  over {len(rep.images)} images",
-        f"coherence       mean {_num(coh.mean)}  min {_num(coh.min)}"
-        + (f"  stands out: {outlier}" if outlier else ""),
-        f"alignment mean  {_num(rep.alignment_mean)}" + (f"  ({_alignment_why(rep)})" if rep.alignment_mean is None else ""),
-        f"gate            {result.gate}  {_gate_why(result)}",
+        _("aesthetic mean  {mean}  over {n} images").format(mean=_num(rep.aesthetic_mean), n=len(rep.images)),
+        _("coherence       mean {mean}  min {min}").format(mean=_num(coh.mean), min=_num(coh.min))
+        + (_("  stands out: {name}").format(name=outlier) if outlier else ""),
+        _("alignment mean  {mean}").format(mean=_num(rep.alignment_mean))
+        + (f"  ({_alignment_why(rep)})" if rep.alignment_mean is None else ""),
+        _("gate            {gate}  {why}").format(gate=result.gate, why=_gate_why(result)),
     ]
     return "\n".join(lines)
 

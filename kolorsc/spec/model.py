@@ -209,6 +209,8 @@ class Style:
     lora: Lora | None = None
     source: Path | None = None  # styles/<id>.yaml, None when inline
     description: str = ""
+    # where each field is written: "lora.scale" -> Loc (in the style file, or the story for an inline style)
+    locs: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,8 @@ class Story:
     description: str = ""
     threshold: float = 6.0  # aesthetic gate of the challenge
     consistency: Consistency = field(default_factory=Consistency)
+    # where each field is written: "scenes[2].seed" -> Loc (plan names the line of a change)
+    locs: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def bundle_name(self) -> str:

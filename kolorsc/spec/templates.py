@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, fields
 
 from kolorsc.errors import Diagnostic, SpecError
+from kolorsc.i18n import N_, _
 from kolorsc.spec.model import Loc, Scene, Story, Style
 from kolorsc.spec.sandbox import MAX_TEXT, TEMPLATE_TOKENS, Budget, BudgetError, count_tokens, template_environment
 
@@ -31,6 +32,7 @@ MAX_LOOP_NESTING = 2
 MAX_ASSIGNMENTS = 10  # with loops, bounds how far a value can double itself
 _TEMPLATE_FILE = "<kolorsc-template>"
 _BUDGET_HINT = "Kolors reads 256 tokens of a prompt: write long text once, not in loops or repeated"
+_WHERE = {"prompt": N_("in the prompt of scene {n}"), "negative": N_("in the negative of scene {n}")}
 _FORBIDDEN_TAGS = {
     "Macro": "{% macro %}",
     "CallBlock": "{% call %}",
@@ -168,12 +170,13 @@ def _context(story: Story) -> dict:
 def _scene_template(source: str, names: Names, budget: Budget, scene: Scene, what: str, loc: Loc,
                     diags: list[Diagnostic]) -> str | None:
     text, problems = render_template(source, names, budget)
-    where = f"in the {what} of scene {scene.index + 1}"
+    where = _(_WHERE.get(what, "in the {what} of scene {n}")).format(what=what, n=scene.index + 1)
     for p in problems:
         line = loc.line
         if p.lineno and p.lineno > 1:  # only block scalars (| or >) keep line breaks: same indent
             line = loc.line + p.lineno - 1
-        diags.append(Diagnostic(loc.file, line, loc.col, f"scenes[{scene.index}].{what}", f"{p.message} {where}", p.hint))
+        diags.append(Diagnostic(loc.file, line, loc.col, f"scenes[{scene.index}].{what}",
+                                 _("{message} {where}").format(message=p.message, where=where), p.hint))
     return text
 
 
@@ -281,8 +284,17 @@ def _check_name(name: str, names: Names, lineno, problems: list[Problem]) -> boo
     if name in names.values or name in _env().globals:
         return True
     close = difflib.get_close_matches(name, list(names.values), n=1)
-    problems.append(Problem(f"undefined name \"{name}\"", lineno, f"did you mean \"{close[0]}\"?" if close else names.unknown_hint))
+    hint = _("did you mean \"{name}\"?").format(name=close[0]) if close else names.unknown_hint
+    problems.append(Problem(_("undefined name \"{name}\"").format(name=name), lineno, _named_hint(name, names.values) or hint))
     return False
+
+
+def _named_hint(name: str, values: dict) -> str | None:
+    """{{ 小雨 }}: the author wrote the character's name, not its key (kolorsc.spec.suggest)."""
+    from kolorsc.spec.suggest import character_named
+
+    key = character_named(name, [(k, v.name) for k, v in values.items() if isinstance(v, CharacterView)])
+    return _("\"{name}\" is the name of the character \"{key}\": write {{{{ {key} }}}}").format(name=name, key=key) if key else None
 
 
 def _check_attr(name: str, attr: str, names: Names, lineno, problems: list[Problem]) -> bool:
@@ -290,8 +302,9 @@ def _check_attr(name: str, attr: str, names: Names, lineno, problems: list[Probl
     if allowed is None or attr in allowed:  # not a view (caption values): the sandbox decides
         return True
     close = difflib.get_close_matches(attr, allowed, n=1)
-    problems.append(Problem(f"\"{name}\" has no field \"{attr}\"", lineno,
-                            f"did you mean \"{close[0]}\"?" if close else "fields: " + ", ".join(allowed)))
+    problems.append(Problem(_("\"{name}\" has no field \"{field}\"").format(name=name, field=attr), lineno,
+                            _("did you mean \"{name}\"?").format(name=close[0]) if close
+                            else _("fields: {names}").format(names=", ".join(allowed))))
     return False
 
 

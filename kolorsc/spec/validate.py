@@ -15,6 +15,7 @@ import re
 from importlib import resources
 
 from kolorsc.errors import Diagnostic
+from kolorsc.i18n import N_, _
 from kolorsc.spec.yamlsource import Source, quote
 
 SCHEMA_NAMES = ("story", "style")
@@ -188,21 +189,25 @@ def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
 # Turning one jsonschema error into diagnostics
 
 
-_JSON_TYPES = {
-    "string": "text",
-    "integer": "integer",
-    "number": "number",
-    "boolean": "true or false",
-    "array": "a list",
-    "object": "a mapping",
-    "null": "nothing",
+_JSON_TYPES = {  # translated where used
+    "string": N_("text"),
+    "integer": N_("integer"),
+    "number": N_("number"),
+    "boolean": N_("true or false"),
+    "array": N_("a list"),
+    "object": N_("a mapping"),
+    "null": N_("nothing"),
 }
+
+
+def _type_word(t: str) -> str:
+    return _(_JSON_TYPES[t]) if t in _JSON_TYPES else t
 
 
 def describe(value) -> str:
     """A short, readable rendering of a YAML value for messages."""
     if value is None:
-        return "nothing"
+        return _("nothing")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -211,9 +216,9 @@ def describe(value) -> str:
         text = value if len(value) <= 40 else value[:37] + "..."
         return json.dumps(text, ensure_ascii=False)
     if isinstance(value, list):
-        return f"a list of {len(value)}"
+        return _("a list of {n}").format(n=len(value))
     if isinstance(value, dict):
-        return "a mapping"
+        return _("a mapping")
     return type(value).__name__
 
 
@@ -265,66 +270,68 @@ def _explain(src: Source, error) -> list[Diagnostic]:
     if v == "type":
         want = sch.get("type")
         wants = [want] if isinstance(want, str) else list(want or [])
-        words = " or ".join(_JSON_TYPES.get(w, w) for w in wants)
-        return [src.diag(path, f"expected {words}, got {describe(inst)}")]
+        words = _(" or ").join(_type_word(w) for w in wants)
+        return [src.diag(path, _("expected {what}, got {value}").format(what=words, value=describe(inst)))]
     if v == "required":
         missing = [name for name in sch.get("required", []) if isinstance(inst, dict) and name not in inst]
-        return [src.diag(path, f"missing required field \"{name}\"") for name in missing]
+        return [src.diag(path, _("missing required field \"{name}\"").format(name=name)) for name in missing]
     if v == "additionalProperties" and isinstance(inst, dict):
         known = list(sch.get("properties", {}))
         extra = [k for k in inst if k not in known]
         out = []
         for key in extra:
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            hint = f"did you mean \"{close[0]}\"?" if close else "known fields: " + ", ".join(known)
-            out.append(src.diag(path + (key,), f"unknown field {quote(key)}", hint, at_key=True))
+            hint = (_("did you mean \"{name}\"?").format(name=close[0]) if close
+                    else _("known fields: {names}").format(names=", ".join(known)))
+            out.append(src.diag(path + (key,), _("unknown field {name}").format(name=quote(key)), hint, at_key=True))
         return out
     if v in ("minItems", "maxItems") and path == ("scenes",):
-        return [src.diag(path, f"a story has exactly 8 scenes, got {len(inst)}")]
+        return [src.diag(path, _("a story has exactly 8 scenes, got {n}").format(n=len(inst)))]
     if v == "minItems":
-        return [src.diag(path, f"expected at least {error.validator_value} item(s), got {len(inst)}")]
+        return [src.diag(path, _("expected at least {limit} item(s), got {n}").format(limit=error.validator_value, n=len(inst)))]
     if v == "maxItems":
-        return [src.diag(path, f"expected at most {error.validator_value} item(s), got {len(inst)}")]
+        return [src.diag(path, _("expected at most {limit} item(s), got {n}").format(limit=error.validator_value, n=len(inst)))]
     if v == "minLength":
-        return [src.diag(path, "must not be empty" if error.validator_value == 1 else f"must be at least {error.validator_value} characters")]
+        return [src.diag(path, _("must not be empty") if error.validator_value == 1
+                         else _("must be at least {limit} characters").format(limit=error.validator_value))]
     if v == "maxLength":
-        return [src.diag(path, f"too long ({len(inst)} characters; at most {error.validator_value})")]
+        return [src.diag(path, _("too long ({n} characters; at most {limit})").format(n=len(inst), limit=error.validator_value))]
     if v == "minimum":
-        return [src.diag(path, f"must be at least {error.validator_value}, got {describe(inst)}")]
+        return [src.diag(path, _("must be at least {limit}, got {value}").format(limit=error.validator_value, value=describe(inst)))]
     if v == "maximum":
-        return [src.diag(path, f"must be at most {error.validator_value}, got {describe(inst)}")]
+        return [src.diag(path, _("must be at most {limit}, got {value}").format(limit=error.validator_value, value=describe(inst)))]
     if v == "exclusiveMinimum":
-        return [src.diag(path, f"must be greater than {error.validator_value}, got {describe(inst)}")]
+        return [src.diag(path, _("must be greater than {limit}, got {value}").format(limit=error.validator_value, value=describe(inst)))]
     if v == "exclusiveMaximum":
-        return [src.diag(path, f"must be less than {error.validator_value}, got {describe(inst)}")]
+        return [src.diag(path, _("must be less than {limit}, got {value}").format(limit=error.validator_value, value=describe(inst)))]
     if v == "multipleOf":
-        return [src.diag(path, f"must be a multiple of {error.validator_value}, got {describe(inst)}")]
+        return [src.diag(path, _("must be a multiple of {limit}, got {value}").format(limit=error.validator_value, value=describe(inst)))]
     if v == "const":
-        return [src.diag(path, f"must be {describe(error.validator_value)}, got {describe(inst)}")]
+        return [src.diag(path, _("must be {expected}, got {value}").format(expected=describe(error.validator_value), value=describe(inst)))]
     if v == "enum":
         options = [str(o) for o in error.validator_value]
         close = difflib.get_close_matches(str(inst), options, n=1, cutoff=0.5) if isinstance(inst, str) else []
-        hint = f"did you mean \"{close[0]}\"?" if close else None
-        return [src.diag(path, f"expected one of {', '.join(options)}; got {describe(inst)}", hint)]
+        hint = _("did you mean \"{name}\"?").format(name=close[0]) if close else None
+        return [src.diag(path, _("expected one of {options}; got {value}").format(options=", ".join(options), value=describe(inst)), hint)]
     if v == "pattern":
         return [src.diag(path, _pattern_problem(path, error.validator_value, inst))]
     if v == "uniqueItems":
-        return [src.diag(path, "items must not repeat")]
+        return [src.diag(path, _("items must not repeat"))]
     if v == "dependentRequired":
         out = []
         for key, needs in error.validator_value.items():
             if isinstance(inst, dict) and key in inst:
                 for need in needs:
                     if need not in inst:
-                        out.append(src.diag(path + (key,), f"\"{key}\" needs \"{need}\" beside it", at_key=True))
+                        out.append(src.diag(path + (key,), _("\"{key}\" needs \"{need}\" beside it").format(key=key, need=need), at_key=True))
         return out
     if v == "oneOf" and all(set(b) == {"required"} for b in error.validator_value):
         names = [b["required"][0] for b in error.validator_value]
         present = [n for n in names if isinstance(inst, dict) and n in inst]
-        listed = " or ".join(names) if len(names) == 2 else ", ".join(names[:-1]) + " or " + names[-1]
+        listed = _(" or ").join(names) if len(names) == 2 else ", ".join(names[:-1]) + _(" or ") + names[-1]
         if present:
-            return [src.diag(path, f"give only one of {listed}, not {' and '.join(present)}")]
-        return [src.diag(path, f"needs one of {listed}")]
+            return [src.diag(path, _("give only one of {names}, not {present}").format(names=listed, present=_(" and ").join(present)))]
+        return [src.diag(path, _("needs one of {names}").format(names=listed))]
     if v in ("anyOf", "oneOf"):
         return _explain_branches(src, error, path)
     return [src.diag(path, _plain(error.message))]
@@ -345,10 +352,10 @@ def _explain_branches(src: Source, error, path) -> list[Diagnostic]:
     types = []
     for b in error.validator_value:
         for t in _branch_types(b, root):
-            word = _JSON_TYPES.get(t, t)
+            word = _type_word(t)
             if word not in types:
                 types.append(word)
-    return [src.diag(path, f"expected {' or '.join(types)}, got {describe(inst)}")]
+    return [src.diag(path, _("expected {what}, got {value}").format(what=_(" or ").join(types), value=describe(inst)))]
 
 
 def _root_schema(error) -> dict:
@@ -358,25 +365,25 @@ def _root_schema(error) -> dict:
 
 def _name_problem(name: str) -> str:
     if name in ("style", "story", "scene"):
-        return f"{quote(name)} is a reserved name (templates use it for the {name}); pick another key"
-    return f"{quote(name)} cannot be a character key: use letters, digits and _ (not starting with a digit)"
+        return _("{name} is a reserved name (templates use it for the {what}); pick another key").format(name=quote(name), what=name)
+    return _("{name} cannot be a character key: use letters, digits and _ (not starting with a digit)").format(name=quote(name))
 
 
 def _pattern_problem(path, pattern: str, inst) -> str:
     last = path[-1] if path else ""
     if pattern.startswith("^[a-z0-9]+(?:-"):
-        return f"must be a slug (lowercase letters, digits and single hyphens), got {describe(inst)}"
+        return _("must be a slug (lowercase letters, digits and single hyphens), got {value}").format(value=describe(inst))
     if last == "team":
-        return f"must not contain / \\ : * ? \" < > | or control characters (it names files), got {describe(inst)}"
+        return _("must not contain / \\ : * ? \" < > | or control characters (it names files), got {value}").format(value=describe(inst))
     if last in ("id", "base_model", "modelscope"):
-        return f"must look like owner/name, got {describe(inst)}"
+        return _("must look like owner/name, got {value}").format(value=describe(inst))
     if last == "file":
-        return f"must be a .safetensors path inside the repository (no .. or leading /), got {describe(inst)}"
+        return _("must be a .safetensors path inside the repository (no .. or leading /), got {value}").format(value=describe(inst))
     if last == "revision":
-        return f"must be a branch, tag or commit name (letters, digits, . _ -), got {describe(inst)}"
+        return _("must be a branch, tag or commit name (letters, digits, . _ -), got {value}").format(value=describe(inst))
     if last == "op":
-        return f"must be a Data-Juicer operator name like image_shape_filter, got {describe(inst)}"
-    return f"has the wrong form, got {describe(inst)} (expected to match {pattern})"
+        return _("must be a Data-Juicer operator name like image_shape_filter, got {value}").format(value=describe(inst))
+    return _("has the wrong form, got {value} (expected to match {pattern})").format(value=describe(inst), pattern=pattern)
 
 
 def _plain(message: str) -> str:

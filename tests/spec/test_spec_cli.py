@@ -49,7 +49,7 @@ def test_check_warns_about_characters_no_font_can_draw(proj):
     assert result.exit_code == 0  # a warning: the build still works, with one empty box
     line = line_of(text, "\U000f0000")
     col = text.splitlines()[line - 1].index("\U000f0000") + 1
-    assert result.output.splitlines()[0].startswith(f"stories/tofu.yaml:{line}:{col}: scenes[0].caption: warning: ")
+    assert result.output.splitlines()[0].startswith(f"stories/tofu.yaml:{line}:{col}: warning: scenes[0].caption: ")
     assert "U+F0000" in result.output
     assert result.output.splitlines()[-1] == "1 file checked, 0 invalid, 0 problems, 1 warning"
     # emoji and Extension B ideographs are drawn by the fallback faces: nothing to warn about

@@ -41,6 +41,7 @@ from kolorsc.engines.kolors.loading import (
     text_encoder_files,
 )
 from kolorsc.errors import EngineError
+from kolorsc.i18n import _
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -349,7 +350,7 @@ class KolorsEngine(ConsistencyParts, Engine):
         problems = check_fits(layers, unet_module_shapes(self.unet))
         if problems:
             shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
-            raise EngineError(f"LoRA {lora.path} does not fit the Kolors UNet: {shown}")
+            raise EngineError(_("LoRA {path} does not fit the Kolors UNet: {shown}").format(path=lora.path, shown=shown))
         return layers
 
     def _render_one(self, job: RenderJob, embeddings, on_step):
