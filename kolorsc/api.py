@@ -23,10 +23,11 @@ from kolorsc.build.graph import make_graph
 from kolorsc.build.outputs import output_dir, write_indexes
 from kolorsc.build.run import Options, Progress, StoryRun, run, story_error
 from kolorsc.build.stages.base import Env
-from kolorsc.build.status import Plan, plan_of
+from kolorsc.build.status import TO_RUN, Plan, plan_of
 from kolorsc.cache import Cache, CacheInfo, GcReport
 from kolorsc.engines import Engine, EngineSpec, get_engine
 from kolorsc.errors import Diagnostic, KolorscError, SpecError, UsageError
+from kolorsc.i18n import _
 from kolorsc.prompts import Panel
 from kolorsc.spec.model import Story
 
@@ -46,20 +47,22 @@ class StoryOutcome:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def to_json(self) -> dict:
+    def to_json(self, changed_only: bool = False) -> dict:
+        from kolorsc.spec.jsonout import diagnostic_json, relative
+
         plan, report = self.plan, self.report
         return {
-            "path": str(self.path),
+            "path": relative(self.path),
             "story": self.story_id,
             "status": self.status,
             "seconds": round(self.seconds, 3),
             "error": self.error,
             "warnings": self.warnings,
-            "diagnostics": [d.format() for d in self.diagnostics],
-            "nodes": plan_json(plan, report) if plan else [],
+            "diagnostics": [diagnostic_json(d) for d in self.diagnostics],
+            "nodes": plan_json(plan, report, changed_only) if plan else [],
             "ran": report.ran if report else {},
             "written": report.written if report else [],
-            "out_dir": str(report.out_dir) if report else None,
+            "out_dir": relative(report.out_dir) if report else None,
             "preview": plan.preview if plan else None,
             "scores": _scores_json(report),
         }
@@ -79,20 +82,28 @@ class BuildSummary:
             return 2
         return 1 if self.count(FAILED) else 0
 
-    def to_json(self) -> dict:
+    def to_json(self, changed_only: bool = False) -> dict:
+        """The one JSON shape of `build --json`, `build --dry-run --json` and `plan --json`."""
         return {
             "ok": self.exit_code == 0,
             "counts": {s: self.count(s) for s in (BUILT, UP_TO_DATE, PLANNED, FAILED, INVALID)},
-            "stories": [o.to_json() for o in self.outcomes],
+            "stories": [o.to_json(changed_only) for o in self.outcomes],
         }
 
 
-def plan_json(plan: Plan, report: StoryRun | None = None) -> list[dict]:
+def plan_json(plan: Plan, report: StoryRun | None = None, changed_only: bool = False) -> list[dict]:
+    """Every node (only those to run with `changed_only`): status, why, and each changed input
+    with old → new values and the file:line that holds it (paths relative to the project root)."""
+    from kolorsc.spec.jsonout import relative
+
     where = report.where if report else {}
     return [
-        {"id": str(n.id), "kind": n.kind, "status": n.status, "why": list(n.why), "key": n.key,
-         "output": n.output, "loc": str(n.loc) if n.loc else None, "ran_on": where.get(str(n.id))}
+        {"id": str(n.id), "kind": n.kind, "status": n.status, "why": list(n.why),
+         "changes": [c.to_json(relative) for c in n.changes], "key": n.key, "output": n.output,
+         "loc": {"file": relative(n.loc.file), "line": n.loc.line, "col": n.loc.col} if n.loc else None,
+         "ran_on": where.get(str(n.id))}
         for n in plan.nodes
+        if not changed_only or n.status == TO_RUN
     ]
 
 
@@ -120,12 +131,16 @@ def story_files(paths: Sequence[Path]) -> list[Path]:
 
     files = iter_story_files([Path(p) for p in paths])
     if not files:
-        raise UsageError(f"no story files found in {', '.join(str(p) for p in paths)}")
+        raise UsageError(_("no story files found in {paths}").format(paths=", ".join(str(p) for p in paths)))
     return files
 
 
 def make_engine(name: str, models_dir: Path | None = None, device: str | None = None,
                 cache_dir: Path | None = None, low_memory: bool | None = None) -> Engine:
+    if name != "preview":
+        from kolorsc.extras import require
+
+        require("models", "torch", "diffsynth")
     return get_engine(name, **engine_options(name, models_dir, device, cache_dir, low_memory))
 
 
@@ -196,6 +211,7 @@ def build(
     pull: bool = False,
     remote: str | None = None,
     on_story=None,
+    on_plan=None,
 ) -> BuildSummary:
     """Build every story in `paths` (files or collection folders), together: identical
     renders across stories are made once, renders sharing a LoRA go to the engine together.
@@ -207,12 +223,16 @@ def build(
     `pull`: before running, fetch from the team's remote cache (`remote`, else $KOLORSC_REMOTE
     or kolorsc.toml) what the plans need; what it lacks is built here. A story that fails or
     is invalid is recorded and the others still build. `on_story(outcome)` is called for each
-    story once its outcome is known."""
+    story once its outcome is known; `on_plan(outcome)` once it is planned, before anything runs
+    (the CLI prints planning warnings then, such as the placeholder team of a real build)."""
     start = time.perf_counter()
     files = story_files(paths)
     eng = engine if isinstance(engine, Engine) else make_engine(engine, models_dir, device, cache_dir, low_memory)
     cache = Cache(cache_dir)
     outcomes = [_plan_one(path, eng, cache, models_dir, fetch=not dry_run) for path in files]
+    _refuse_shared_outputs(outcomes, out)
+    for outcome in outcomes if on_plan else ():
+        on_plan(outcome)
     if pull and not dry_run:
         _pull(outcomes, cache, remote, files, progress)
         outcomes = [_plan_one(path, eng, cache, models_dir, fetch=True) if o.status == PLANNED else o
@@ -239,6 +259,30 @@ def build(
     return BuildSummary(outcomes)
 
 
+def _refuse_shared_outputs(outcomes: list[StoryOutcome], out: Path | None) -> None:
+    """Two stories never write one output folder: stories of this build with the same id (the
+    same build/<id>/), or a folder that holds the outputs of another story with that id
+    (kolorsc.build.outputs.claim_problem). Each such story becomes invalid, before anything runs."""
+    from kolorsc.build.outputs import claim_problem
+    from kolorsc.spec.ids import same_id_diagnostic, story_id
+
+    by_dir: dict[Path, list[StoryOutcome]] = {}
+    for o in outcomes:
+        if o.status == PLANNED:
+            by_dir.setdefault(output_dir(o.plan.story, out).resolve(), []).append(o)
+    for folder, sharing in by_dir.items():
+        at = {id(o): story_id(o.path)[1] for o in sharing}
+        for o in sharing:
+            if len(sharing) > 1:
+                others = [at[id(x)] for x in sharing if x is not o]
+                problem = same_id_diagnostic(o.story_id, at[id(o)], others)
+            else:
+                problem = claim_problem(o.plan.story, folder, at[id(o)])
+            if problem is not None:
+                o.status, o.plan, o.exit_code, o.diagnostics = INVALID, None, 2, [problem]
+                o.error = _("another story writes {folder}/").format(folder=folder.name)
+
+
 def _pull(outcomes: list[StoryOutcome], cache: Cache, remote: str | None, files: list[Path],
           progress: Progress | None) -> None:
     """Fetch every to-run key of the plans from the remote cache, each checked against the
@@ -260,7 +304,7 @@ def _pull(outcomes: list[StoryOutcome], cache: Cache, remote: str | None, files:
     report = pull_keys(cache, spec.url, list(wanted), (lambda d, t, label: progress("pull", d, t, label))
                        if progress else None, expected={k: v for k, v in wanted.items() if v}, options=spec.options)
     for o in outcomes:
-        o.warnings += [f"remote cache: {key[:16]} {why}; built here instead"
+        o.warnings += [_("remote cache: {key} {why}; built here instead").format(key=key[:16], why=why)
                        for key, why in sorted({**report.refused, **report.failed}.items())]
 
 
@@ -270,12 +314,23 @@ def _plan_one(path: Path, engine: Engine, cache: Cache, models_dir: Path | None,
     try:
         story, panels = load(path)
         outcome.story_id = story.id
+        if not engine.preview:  # a real build needs the local files the style names (preview draws without)
+            from kolorsc.spec.inputs import input_problems
+
+            problems = input_problems(story.style, path)
+            if problems:
+                raise SpecError(problems)
+            from kolorsc.spec.check import placeholder_team_problem
+
+            team = placeholder_team_problem(story)  # said before the GPU work; fixing it later re-emits only
+            if team is not None:
+                outcome.warnings.append(team.format().replace(_("warning: "), "", 1))
         outcome.plan = plan_story(story, panels, engine, cache, models_dir=models_dir, fetch=fetch)
-        outcome.warnings = list(outcome.plan.warnings)
+        outcome.warnings += list(outcome.plan.warnings)
         outcome.status = PLANNED
     except SpecError as exc:
         outcome.status, outcome.diagnostics, outcome.exit_code = INVALID, exc.diagnostics, 2
-        outcome.error = f"{len(exc.diagnostics)} problem(s) in the story"
+        outcome.error = _("{n} problem(s) in the story").format(n=len(exc.diagnostics))
     except KolorscError as exc:
         outcome.error, outcome.exit_code = str(exc), exc.exit_code
     except Exception as exc:  # noqa: BLE001 - one broken story must not stop a collection
@@ -288,14 +343,15 @@ def _index_row(o: StoryOutcome, out: Path | None) -> tuple:
     """What the collection index shows of a story; an invalid one under its file's name."""
     report = o.report
     if o.plan is not None:
-        out_dir = output_dir(o.plan.story, out)
+        story = o.plan.story
         status = BUILT if o.status == UP_TO_DATE else o.status  # the page shows outputs, not this run
-        return (out_dir, o.story_id, o.plan.story.title, status, report.result if report else None, o.error)
+        return (output_dir(story, out), story.root, o.story_id, story.title, status,
+                report.result if report else None, o.error)
     from kolorsc.spec.loader import find_project_root
 
     name = o.story_id or o.path.stem
-    out_dir = (Path(out) if out else find_project_root(o.path.resolve()) / "build") / name
-    return (out_dir, name, None, o.status, None, o.error)
+    root = find_project_root(o.path.resolve())
+    return ((Path(out) if out else root / "build") / name, root, name, None, o.status, None, o.error)
 
 
 def _record(outcome: StoryOutcome, story_run: StoryRun) -> None:
@@ -325,14 +381,15 @@ def cache_gc(
 
     `keep`: lock files, or story files / folders whose `<story>.lock` files are kept."""
     if older_than_days < 0:
-        raise UsageError("--older-than must be zero or more days")
+        raise UsageError(_("--older-than must be zero or more days"))
     from kolorsc.remote.keys import lock_files
 
     keys: set[str] = set()
     for lock, found in lock_files(keep):
         read = lockfile.read(lock)
         if read.lock is None and not found:
-            raise UsageError(f"{lock}: not a readable kolorsc lock file" + (f" ({read.problem})" if read.problem else ""))
+            raise UsageError(_("{lock}: not a readable kolorsc lock file").format(lock=lock)
+                             + (f" ({read.problem})" if read.problem else ""))
         if read.lock is not None:  # other tools' *.lock files found in a folder are ignored
             keys.update(e.key for e in read.lock.nodes.values())
     return Cache(cache_dir).gc(keys, older_than_days, dry_run=dry_run)
@@ -360,11 +417,15 @@ def train(style_file: Path, *, out_dir: Path | None = None, dataset_only: bool =
     from kolorsc.data import dataset_fingerprint, modelscope_listing, prepare_dataset
     from kolorsc.spec.loader import find_project_root, load_style
 
+    from kolorsc.extras import require
+
+    require("models", "data_juicer", *(() if dataset_only else ("torch", "diffsynth", "lightning")))
     path = Path(style_file).resolve()
     root = find_project_root(path)
     style = load_style(path, root=root)
     if style.lora is None or style.lora.training is None or style.lora.dataset is None:
-        raise UsageError(f"{style_file}: the style has no lora.training and lora.dataset to train from")
+        raise UsageError(_("{style}: the style has no lora.training and lora.dataset to train from").format(
+            style=style_file))
     out = Path(out_dir).resolve() if out_dir else root / "build" / "lora" / style.id
     models = user_paths.models_dir(models_dir)
     dataset = style.lora.dataset
@@ -414,7 +475,8 @@ def lora_export(source: Path, target: Path, alpha: float | None = None):
     lora = read_lora(Path(source))
     problems = check_fits(lora.layers, kolors_unet_shapes())
     if problems:
-        raise EngineError(f"{source} does not fit the Kolors UNet: " + "; ".join(problems[:3]))
+        raise EngineError(_("{source} does not fit the Kolors UNet: {problems}").format(
+            source=source, problems="; ".join(problems[:3])))
     for layer in lora.layers.values():
         if layer.alpha is None or alpha is not None:
             layer.alpha = alpha if alpha is not None else float(layer.rank)
@@ -427,8 +489,10 @@ def lora_export(source: Path, target: Path, alpha: float | None = None):
 def score(folder: Path, *, models_dir: Path | None = None, device: str | None = None, threshold: float = 6.0,
           prompts: Path | None = None):
     """Score every image in `folder` like the challenge's script (kolorsc.scoring.present)."""
+    from kolorsc.extras import require
     from kolorsc.scoring import present
 
+    require("models", "torch", "transformers")
     return present.score_folder(Path(folder), user_paths.models_dir(models_dir), device=device,
                                 threshold=threshold, prompts=Path(prompts) if prompts else None)
 
@@ -440,7 +504,10 @@ def bundle_verify(bundle: Path, *, threshold: float = 6.0, rescore: bool = False
 
     scorer = None
     if rescore:  # torch and the predictor only when asked for
+        from kolorsc.extras import require
         from kolorsc.scoring import load_scorers
+
+        require("models", "torch", "transformers")
 
         scorer = load_scorers(user_paths.models_dir(models_dir), device).aesthetic
     return verify_bundle(Path(bundle), threshold=threshold, scorer=scorer)

@@ -20,9 +20,9 @@ Rules, chosen to follow what Python executes without dragging in every sibling:
 - `from kolorsc.a import name` (name not a module) depends on kolorsc.a itself;
 - a package's `__init__` is not a dependency of its submodules unless named like that
   (kolorsc/emit/__init__.py re-exports every emitter; the PDF stage does not run them).
-- the front end (kolorsc.spec, kolorsc.prompts), the graph (kolorsc.build.graph) and
-  kolorsc.errors are left out: what they produce reaches a node only as values that are in
-  its key already (prompt text, seed, size, upstream keys...), and counting them would
+- the front end (kolorsc.spec, kolorsc.prompts), the graph (kolorsc.build.graph) and the
+  messages (kolorsc.errors, kolorsc.i18n: no output holds a translated text) are left out:
+  what they produce reaches a node only as values that are in its key already (prompt text, seed, size, upstream keys...), and counting them would
   re-render every panel on a GPU when the compiler, the graph or a message changes.
 Sources are hashed as bytes: a comment-only edit changes the identity too. That is the
 safe side of the promise (an edit re-runs what it might affect, never less).
@@ -40,23 +40,35 @@ from pathlib import Path
 
 PACKAGE = "kolorsc"
 # Modules whose effect on an output is only through values already in its key (see above).
-NOT_CODE = ("kolorsc.spec", "kolorsc.prompts", "kolorsc.build.graph", "kolorsc.errors")
+NOT_CODE = ("kolorsc.spec", "kolorsc.prompts", "kolorsc.build.graph", "kolorsc.errors", "kolorsc.i18n")
 _ROOT = Path(__file__).resolve().parent  # kolorsc/
 
-# `import a.b as c, d` | `from a.b import (x, y as z)` — names may span lines in parentheses.
-_IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w. \t,]+)", re.M)
-_FROM = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)", re.M)
+# `import kolorsc.a.b as c` | `from kolorsc.a import (x, y as z)` | `from .a import x` — names
+# may span lines in parentheses. Only kolorsc's own and relative imports are looked for.
+_IMPORT = re.compile(r"^[ \t]*import[ \t]+(kolorsc[\w. \t,]*)", re.M)
+_FROM = re.compile(r"^[ \t]*from[ \t]+(kolorsc[\w.]*|\.+[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)", re.M)
+
+
+@functools.cache
+def _modules() -> dict[str, str]:
+    """Every module of the package by dotted name -> its file, from one walk of its folder
+    (plain strings: pathlib's overhead shows at this scale)."""
+    found = {}
+    root = str(_ROOT)
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "__"))]
+        rel = os.path.relpath(folder, root)
+        package = PACKAGE if rel == "." else PACKAGE + "." + rel.replace(os.sep, ".")
+        for name in files:
+            if name.endswith(".py"):
+                found[package if name == "__init__.py" else f"{package}.{name[:-3]}"] = os.path.join(folder, name)
+    return found
+
 
 def module_file(name: str) -> Path | None:
     """kolorsc.a.b -> kolorsc/a/b.py or kolorsc/a/b/__init__.py, None when it is not a module."""
-    parts = name.split(".")
-    if parts[0] != PACKAGE:
-        return None
-    base = _ROOT.joinpath(*parts[1:])
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+    found = _modules().get(name)
+    return Path(found) if found else None
 
 
 def _absolute(module: str, target: str) -> str:
@@ -72,35 +84,49 @@ def _absolute(module: str, target: str) -> str:
     return ".".join(base + ([rest] if rest else []))
 
 
+def _statements(source: str):
+    """The import statements that can name kolorsc modules, a parenthesised list joined into
+    one line. A scan for the two words first: most of a file is neither."""
+    lines = source.splitlines()
+    for n, line in enumerate(lines):
+        text = line.lstrip()
+        if not (text.startswith(("from kolorsc", "from .", "import kolorsc"))):
+            continue
+        if "(" in text and ")" not in text:  # from x import (\n a,\n b)
+            rest = []
+            for more in lines[n + 1:]:
+                rest.append(more.split("#")[0])
+                if ")" in more:
+                    break
+            text = text + " ".join(rest)
+        yield text
+
+
 def imports_of(module: str, source: str) -> set[str]:
     """The kolorsc modules that `source` (the text of `module`) imports."""
     ours: set[str] = set()
-
-    def note(name: str) -> None:
-        if name.split(".")[0] == PACKAGE:
-            ours.add(name)
-
-    for match in _IMPORT.finditer(source):
-        for item in match.group(1).split(","):
-            name = item.split(" as ")[0].strip()
-            if name:
-                note(name)
-    for match in _FROM.finditer(source):
+    for text in _statements(source):
+        match = _IMPORT.match(text)
+        if match:
+            ours.update(item.split(" as ")[0].strip() for item in match.group(1).split(",") if item.strip())
+            continue
+        match = _FROM.match(text)
+        if not match:
+            continue
         target = _absolute(module, match.group(1))
-        names = [n.split(" as ")[0].strip() for n in match.group(2).strip("()").replace("\n", " ").split(",")]
-        names = [n for n in names if n and n != "*" and not n.startswith("#")]
+        names = [n.split(" as ")[0].strip() for n in match.group(2).split("#")[0].strip().strip("()").split(",")]
+        names = [n for n in names if n and n != "*"]
         if target.split(".")[0] != PACKAGE:
-            note(target)
             continue
         attributes = False
         for name in names:
-            if module_file(f"{target}.{name}") is not None:
+            if f"{target}.{name}" in _modules():
                 ours.add(f"{target}.{name}")
             else:
                 attributes = True
         if attributes or not names:
             ours.add(target)
-    return ours
+    return {name for name in ours if name.split(".")[0] == PACKAGE}
 
 
 def _front_end(name: str) -> bool:
@@ -109,8 +135,11 @@ def _front_end(name: str) -> bool:
 
 @functools.cache
 def _source(name: str) -> bytes | None:
-    path = module_file(name)
-    return path.read_bytes() if path is not None else None
+    path = _modules().get(name)
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
 
 
 @functools.cache

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kolorsc.errors import UsageError
+from kolorsc.i18n import _
 
 CONFIG_FILE = "kolorsc.toml"
 REMOTE_ENV = "KOLORSC_REMOTE"
@@ -71,25 +72,25 @@ def read_config(root: Path) -> ProjectConfig:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+        raise UsageError(_("{path}: not valid TOML: {problem}").format(path=path, problem=exc)) from None
     _check_names(path, data)
     remote = None
     section = data.get("remote", {})
     if "url" in section:
         url, options = section["url"], section.get("options", {})
         if not isinstance(url, str) or not url:
-            raise UsageError(f"{path}: remote.url must be a non-empty string, e.g. \"s3://bucket/kolorsc\"")
+            raise UsageError(_('{path}: remote.url must be a non-empty string, e.g. "s3://bucket/kolorsc"').format(path=path))
         if not isinstance(options, dict):
-            raise UsageError(f"{path}: remote.options must be a table ([remote.options])")
+            raise UsageError(_("{path}: remote.options must be a table ([remote.options])").format(path=path))
         remote = RemoteConfig(url, dict(options), str(path))
     elif "options" in section:
-        raise UsageError(f"{path}: [remote.options] without remote.url")
+        raise UsageError(_("{path}: [remote.options] without remote.url").format(path=path))
     pub = data.get("publish", {})
     owner, private = pub.get("owner"), pub.get("private", False)
     if owner is not None and (not isinstance(owner, str) or not owner):
-        raise UsageError(f"{path}: publish.owner must be a ModelScope user or organisation name")
+        raise UsageError(_("{path}: publish.owner must be a ModelScope user or organisation name").format(path=path))
     if not isinstance(private, bool):
-        raise UsageError(f"{path}: publish.private must be true or false")
+        raise UsageError(_("{path}: publish.private must be true or false").format(path=path))
     return ProjectConfig(path, remote, PublishConfig(owner, private))
 
 
@@ -100,12 +101,13 @@ def _check_names(path: Path, data: dict) -> None:
         if name not in _SECTIONS:
             close = difflib.get_close_matches(name, list(_SECTIONS), n=1)
             hint = f" (did you mean [{close[0]}]?)" if close else f" (known: {', '.join(_SECTIONS)})"
-            raise UsageError(f"{path}: unknown section [{name}]{hint}")
+            raise UsageError(_("{path}: unknown section [{name}]{hint}").format(path=path, name=name, hint=hint))
         if not isinstance(value, dict):
-            raise UsageError(f"{path}: {name} must be a table ([{name}])")
+            raise UsageError(_("{path}: {name} must be a table ([{name2}])").format(path=path, name=name, name2=name))
         for key in value:
             if key not in _SECTIONS[name]:
-                raise UsageError(f"{path}: unknown setting {name}.{key} (known: {', '.join(_SECTIONS[name])})")
+                raise UsageError(_("{path}: unknown setting {name}.{key} (known: {sections})").format(
+                                   path=path, name=name, key=key, sections=', '.join(_SECTIONS[name])))
 
 
 def resolve_remote(url: str | None, root: Path | None) -> RemoteConfig | None:

@@ -35,7 +35,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kolorsc.errors import Diagnostic, KolorscError
+from kolorsc.errors import WARNING, Diagnostic, KolorscError
+from kolorsc.i18n import _
 
 if TYPE_CHECKING:  # Pillow is light, but only emit/ and the preview engine need it
     from PIL import ImageDraw, ImageFont
@@ -84,15 +85,17 @@ def _package_dirs(package: str) -> list[Path]:
 @lru_cache(maxsize=1)
 def font_path() -> Path:
     """Path of the Noto Sans SC TrueType file; KolorscError with a hint when it is missing."""
-    hint = "install it with `pip install justmytype-intl-cjk` (a kolorsc dependency)"
+    hint = _("install it with `pip install justmytype-intl-cjk` (a kolorsc dependency)")
     dirs = _package_dirs(FONT_PACKAGE)
     if not dirs:
-        raise KolorscError(f"the CJK font package {FONT_PACKAGE!r} is not installed: {hint}")
+        raise KolorscError(_("the CJK font package {package} is not installed: {hint}").format(
+            package=repr(FONT_PACKAGE), hint=hint))
     for location in dirs:
         path = location.joinpath(*FONT_RELPATH)
         if path.is_file():
             return path
-    raise KolorscError(f"the font file {'/'.join(FONT_RELPATH)} is missing from {FONT_PACKAGE}: {hint}")
+    raise KolorscError(_("the font file {file} is missing from {package}: {hint}").format(
+        file="/".join(FONT_RELPATH), package=FONT_PACKAGE, hint=hint))
 
 
 @lru_cache(maxsize=1)
@@ -216,21 +219,22 @@ def tofu_warnings(file: str, source: str, fields: Iterable[tuple[str, str]]) -> 
     out: list[Diagnostic] = []
     reported: set[str] = set()
     for path, text in fields:
-        for _, ch in missing_glyphs(text):
+        for _index, ch in missing_glyphs(text):
             if ch in reported:
                 continue
             reported.add(ch)
-            message = f"warning: no installed font has a glyph for {ch!r} (U+{ord(ch):04X}): it will show as an empty box"
+            message = _("no installed font has a glyph for {char} (U+{code}): it will show as an empty box").format(
+                char=repr(ch), code=f"{ord(ch):04X}")
             hint = _tofu_hint(ch)
             places = _positions(source, ch) or [(None, None)]
-            out += [Diagnostic(file, line, col, path, message, hint) for line, col in places]
+            out += [Diagnostic(file, line, col, path, message, hint, severity=WARNING) for line, col in places]
     return out
 
 
 def _tofu_hint(ch: str) -> str:
     if unicodedata.name(ch, "").startswith("CJK") and not any(f.name.startswith("HanaMin") for f in faces()):
-        return "rare CJK ideographs need Debian's fonts-hanazono: apt-get install fonts-hanazono"
-    return "replace the character, or install a TrueType font that has it"
+        return _("rare CJK ideographs need Debian's fonts-hanazono: apt-get install fonts-hanazono")
+    return _("replace the character, or install a TrueType font that has it")
 
 
 def _positions(source: str, ch: str) -> list[tuple[int, int]]:
@@ -416,8 +420,12 @@ def _cut(unit: str, width: float, measure) -> list[str]:
     for cluster in _clusters(unit):
         row = rows[-1]
         if row and measure("".join(row + [cluster]).rstrip()) > width:
-            stuck = _category(row[-1]) in ("Ps", "Pi") or _category(cluster) in ("Pe", "Pf", "Po")
-            carry = [row.pop()] if stuck and len(row) > 1 and measure(row[-1] + cluster) <= width else []
+            carry: list[str] = []
+            # move characters down while the line would end with opening punctuation or the next
+            # start with closing ("、” " after a word goes down with the word's last letter)
+            while (_category(row[-1]) in ("Ps", "Pi") or _category((carry or [cluster])[0]) in ("Pe", "Pf", "Po")) \
+                    and len(row) > 1 and measure(row[-1] + "".join(carry) + cluster) <= width:
+                carry.insert(0, row.pop())
             rows.append(carry)
         rows[-1].append(cluster)
     return ["".join(r) for r in rows]

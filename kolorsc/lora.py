@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kolorsc import optional
 from kolorsc.atomic import atomic_path
-from kolorsc.errors import EngineError
+from kolorsc.errors import EngineError, ModelFileError
+from kolorsc.tensorfile import looks_like_safetensors, read_header
+from kolorsc.i18n import _
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -84,7 +87,7 @@ def ldm_module_names() -> dict[str, str]:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "rename_dict":
             table = ast.literal_eval(node.value)
     if not table:  # pragma: no cover - only if diffsynth changes its converter
-        raise EngineError("diffsynth's SDXL UNet converter has no rename table: kolorsc cannot name LoRA layers")
+        raise EngineError(_("diffsynth's SDXL UNet converter has no rename table: kolorsc cannot name LoRA layers"))
     names = {}
     for ldm, ours in table.items():
         if ldm.endswith(".weight") and ldm.startswith(_LDM_PREFIX):
@@ -102,7 +105,8 @@ def kohya_key(module: str) -> str:
     try:
         ldm = ldm_module_names()[module]
     except KeyError:
-        raise EngineError(f"UNet module '{module}' has no LDM name in diffsynth's table: cannot export it") from None
+        raise EngineError(_("UNet module '{module}' has no LDM name in diffsynth's table: cannot export it").format(
+                            module=module)) from None
     return KOHYA_PREFIX + ldm.replace(".", "_")
 
 
@@ -111,17 +115,19 @@ def diffsynth_module(key: str) -> str:
     try:
         return _from_kohya()[key]
     except KeyError:
-        raise EngineError(f"LoRA key '{key}' names no layer of the SDXL/Kolors UNet") from None
+        raise EngineError(_("LoRA key '{key}' names no layer of the SDXL/Kolors UNet").format(key=key)) from None
 
 
 # --- reading -----------------------------------------------------------------------------
 
 
 def read_lora(path: Path) -> LoraFile:
-    """Read a kohya-style safetensors or a diffsynth checkpoint (.ckpt / .pt / .safetensors)."""
+    """Read a kohya-style safetensors or a diffsynth checkpoint (.ckpt / .pt / .safetensors).
+    A file that cannot be read raises ModelFileError naming it and what is wrong; a missing
+    torch/safetensors/diffsynth raises MissingPackageError."""
     path = Path(path)
     if not path.is_file():
-        raise EngineError(f"LoRA file not found: {path}")
+        raise EngineError(_("LoRA file not found: {path}").format(path=path))
     tensors, metadata = _load_tensors(path)
     if any(k.startswith(KOHYA_PREFIX) for k in tensors):
         layers = _layers_from_kohya(tensors, path)
@@ -130,41 +136,69 @@ def read_lora(path: Path) -> LoraFile:
         layers = _layers_from_peft(tensors, path, metadata)
         fmt = "diffsynth"
     else:
-        raise EngineError(f"{path}: not a LoRA kolorsc can read (no lora_unet_* or *.lora_A.* keys)")
+        raise ModelFileError(f"{path}: not a LoRA kolorsc can read (no lora_unet_* or *.lora_A.* keys): "
+                             "give a kohya-style LoRA or diffsynth's training checkpoint")
     if not layers:
-        raise EngineError(f"{path}: the file holds no LoRA layer")
+        raise ModelFileError(f"{path}: the file holds no LoRA layer")
     ranks = {layer.rank for layer in layers.values()}
     return LoraFile(layers=layers, rank=max(ranks), metadata=metadata, format=fmt)
 
 
+_REDO = "re-export or re-download it"
+
+
 def _is_safetensors(path: Path) -> bool:
-    """By content, not by name: the build cache stores files under their hash, with no suffix.
-    A safetensors file starts with an 8-byte little-endian header length, then a JSON object."""
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if len(head) < 9:
-        return False
-    return head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+    """By content, not by name: the build cache stores files under their hash, with no suffix."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+        return looks_like_safetensors(head, path.stat().st_size)
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _load_tensors(path: Path) -> tuple[dict, dict[str, str]]:
+    purpose = f"reading the LoRA file {path.name}"
     if _is_safetensors(path):
+        try:
+            with open(path, "rb") as f:
+                read_header(f, path.stat().st_size)
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"{path}: not a readable safetensors file ({exc}): {_REDO}") from None
+        optional.require("torch", "safetensors", purpose=purpose)
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
-            return tensors, dict(f.metadata() or {})
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+                return tensors, dict(f.metadata() or {})
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise ModelFileError(f"{path}: safetensors cannot load it ({type(exc).__name__}: {exc}): {_REDO}") from None
+    optional.require("torch", purpose=purpose)
     import torch
 
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickles with code, truncated files...
-        raise EngineError(f"{path}: cannot read as a weights-only checkpoint ({exc})") from exc
+        text = " ".join(str(exc).split())[:300]
+        raise ModelFileError(f"{path}: neither safetensors nor a weights-only torch checkpoint ({type(exc).__name__}: "
+                             f"{text}): {_REDO}") from None
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]  # a Lightning checkpoint that kept its envelope
     if not isinstance(data, dict):
-        raise EngineError(f"{path}: expected a dict of tensors, found {type(data).__name__}")
-    return {k: v for k, v in data.items() if hasattr(v, "shape")}, {}
+        raise ModelFileError(f"{path}: expected a dict of tensors, found {type(data).__name__}")
+    return {k: v for k, v in data.items() if isinstance(k, str) and hasattr(v, "shape")}, {}
+
+
+def _layer(path: Path, name: str, down, up, alpha) -> LoraLayer:
+    """A LoraLayer, after checking the shapes make sense (a hostile file must not crash later)."""
+    if down.dim() not in (2, 4) or up.dim() not in (2, 4) or down.shape[0] < 1:
+        raise ModelFileError(f"{path}: {name}: down {tuple(down.shape)} / up {tuple(up.shape)} are not LoRA matrices")
+    if alpha is not None:
+        if alpha.numel() != 1:
+            raise ModelFileError(f"{path}: {name}: alpha has shape {tuple(alpha.shape)}, expected one number")
+        alpha = float(alpha)
+    return LoraLayer(down=down, up=up, alpha=alpha)
 
 
 def _layers_from_kohya(tensors: dict, path: Path) -> dict[str, LoraLayer]:
@@ -175,14 +209,16 @@ def _layers_from_kohya(tensors: dict, path: Path) -> dict[str, LoraLayer]:
         stem = key[: -len(".lora_down.weight")]
         up = tensors.get(stem + ".lora_up.weight")
         if up is None:
-            raise EngineError(f"{path}: {stem} has lora_down but no lora_up")
-        alpha = tensors.get(stem + ".alpha")
-        layers[diffsynth_module(stem)] = LoraLayer(down=down, up=up, alpha=float(alpha) if alpha is not None else None)
+            raise ModelFileError(f"{path}: {stem} has lora_down but no lora_up")
+        layers[diffsynth_module(stem)] = _layer(path, stem, down, up, tensors.get(stem + ".alpha"))
     return layers
 
 
 def _layers_from_peft(tensors: dict, path: Path, metadata: dict[str, str]) -> dict[str, LoraLayer]:
-    alpha = float(metadata["lora_alpha"]) if "lora_alpha" in metadata else None
+    try:
+        alpha = float(metadata["lora_alpha"]) if "lora_alpha" in metadata else None
+    except ValueError:
+        raise ModelFileError(f"{path}: metadata lora_alpha {metadata['lora_alpha'][:40]!r} is not a number") from None
     layers = {}
     for key, down in tensors.items():
         if ".lora_A." not in key:
@@ -190,10 +226,12 @@ def _layers_from_peft(tensors: dict, path: Path, metadata: dict[str, str]) -> di
         module, _, rest = key.partition(".lora_A.")
         up = tensors.get(f"{module}.lora_B.{rest}")
         if up is None:
-            raise EngineError(f"{path}: {module} has lora_A but no lora_B")
+            raise ModelFileError(f"{path}: {module} has lora_A but no lora_B")
         for prefix in ("pipe.unet.", "unet."):  # a Lightning checkpoint names the module's attribute
             module = module.removeprefix(prefix)
-        layers[module] = LoraLayer(down=down, up=up, alpha=alpha)
+        layer = _layer(path, module, down, up, None)
+        layer.alpha = alpha
+        layers[module] = layer
     return layers
 
 
@@ -228,14 +266,17 @@ def _scalar(value: float) -> Tensor:
 
 
 def _save_atomic(path: Path, tensors: dict, metadata: dict[str, Any] | None) -> Path:
+    optional.require("torch", "safetensors", purpose="writing a LoRA file")
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True, ensure_ascii=False)
               for k, v in (metadata or {}).items()}
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=header)
+    try:
+        with atomic_path(path) as tmp:
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=header)
+    except OSError as exc:
+        raise EngineError(f"{path}: cannot write the LoRA file ({exc.strerror or exc})") from None
     return path
 
 
@@ -262,21 +303,25 @@ def check_fits(layers: dict[str, LoraLayer], unet_module_shapes: dict[str, tuple
     for module, layer in sorted(layers.items()):
         shape = unet_module_shapes.get(module)
         if shape is None:
-            problems.append(f"{module}: no such layer in the base model's UNet")
+            problems.append(_("{module}: no such layer in the base model's UNet").format(module=module))
             continue
         out_features, in_features = shape[0], shape[1]
         if layer.up.shape[1] != layer.down.shape[0]:
-            problems.append(f"{module}: up is {tuple(layer.up.shape)} but down is {tuple(layer.down.shape)} (ranks differ)")
+            problems.append(_("{module}: up is {tuple} but down is {tuple2} (ranks differ)").format(
+                              module=module, tuple=tuple(layer.up.shape), tuple2=tuple(layer.down.shape)))
         if layer.down.shape[1] != in_features:
-            problems.append(f"{module}: LoRA input size {layer.down.shape[1]} != layer's {in_features}")
+            problems.append(_("{module}: LoRA input size {shape} != layer's {in_features}").format(
+                              module=module, shape=layer.down.shape[1], in_features=in_features))
         if layer.up.shape[0] != out_features:
-            problems.append(f"{module}: LoRA output size {layer.up.shape[0]} != layer's {out_features}")
+            problems.append(_("{module}: LoRA output size {shape} != layer's {out_features}").format(
+                              module=module, shape=layer.up.shape[0], out_features=out_features))
     return problems
 
 
 @functools.lru_cache(maxsize=1)
 def kolors_unet_shapes() -> dict[str, tuple[int, ...]]:
     """Layer shapes of the full-size Kolors UNet, built on the meta device (no weights, no memory)."""
+    optional.require("torch", "diffsynth", purpose="checking a LoRA against the Kolors UNet")
     import torch
     from diffsynth.models.sdxl_unet import SDXLUNet
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from kolorsc.errors import ModelMissingError
 from kolorsc.hashing import digest, file_fingerprint, sha256_file
-from kolorsc.weightfiles import read_safetensors_file
+from kolorsc.i18n import _
+from kolorsc.tensorfile import read_file_header
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,11 @@ def require(name: str, models_dir: Path) -> Path:
     missing = missing_files(spec, models_dir)
     if missing:
         folder = spec.folder(models_dir)
-        listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        listed = ", ".join(missing[:5]) + (_(" and {n} more").format(n=len(missing) - 5) if len(missing) > 5 else "")
         raise ModelMissingError(
-            f"model '{name}' ({spec.purpose}) is missing from {folder}: {listed}. "
-            f"Fetch it with `kolorsc models pull {name}` (or set --models-dir / KOLORSC_MODELS "
-            f"to a folder that has {spec.repo}).",
+            _("model '{name}' ({purpose}) is missing from {folder}: {files}. Fetch it with `kolorsc models pull "
+              "{name}` (or set --models-dir / KOLORSC_MODELS to a folder that has {repo}).").format(
+                name=name, purpose=spec.purpose, folder=folder, files=listed, repo=spec.repo),
             missing=[str(folder / m) for m in missing],
         )
     return spec.folder(models_dir)
@@ -98,11 +99,29 @@ VAE_FP16_FIX = register(
 )
 
 
+# Kwai's IP-Adapter-Plus for Kolors: the adapter (Plus resampler + to_k_ip/to_v_ip of every
+# cross-attention layer, fp16, a torch zip) and OpenAI's CLIP ViT-L/14-336 as `image_encoder/`
+# (a full CLIPModel config + weights; kolorsc reads its vision half). Both are what Kwai's
+# sample_ipadapter_plus.py and diffusers' load_ip_adapter read.
+IP_ADAPTER = register(
+    ModelSpec(
+        name="ip-adapter",
+        repo="Kwai-Kolors/Kolors-IP-Adapter-Plus",
+        required=(
+            "ip_adapter_plus_general.bin",
+            "image_encoder/config.json",
+            "image_encoder/pytorch_model.bin",
+        ),
+        purpose="character reference pictures: Kolors-IP-Adapter-Plus and its CLIP ViT-L/14-336 image encoder",
+    )
+)
+
+
 def _spec(name: str) -> ModelSpec:
     if name not in REGISTRY:
         from kolorsc.errors import UsageError
 
-        raise UsageError(f"unknown model '{name}' (known: {', '.join(sorted(REGISTRY))})")
+        raise UsageError(_("unknown model '{name}' (known: {names})").format(name=name, names=", ".join(sorted(REGISTRY))))
     return REGISTRY[name]
 
 
@@ -187,19 +206,19 @@ def _pull_one(spec: ModelSpec, models_dir: Path, missing: list[str], download) -
     except Exception as exc:  # network errors come in many types (requests, modelscope, OS)
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-fetched stays behind
         raise ModelMissingError(
-            f"could not download '{spec.name}' ({spec.repo}) from ModelScope: {exc}. "
-            f"Still missing in {spec.folder(models_dir)}: {', '.join(missing)}. Check the network "
-            f"(modelscope.cn must be reachable), or copy the files there by hand and run "
-            f"`kolorsc models verify {spec.name}`.",
+            _("could not download '{name}' ({repo}) from ModelScope: {problem}. Still missing in {folder}: {files}. "
+              "Check the network (modelscope.cn must be reachable), or copy the files there by hand and run "
+              "`kolorsc models verify {name}`.").format(name=spec.name, repo=spec.repo, problem=exc,
+                                                        folder=spec.folder(models_dir), files=", ".join(missing)),
             missing=[str(spec.folder(models_dir) / m) for m in missing],
         ) from exc
     not_fetched = [rel for rel in missing if not (staging / rel).is_file()]
     broken = [f"{c.file}: {c.problem}" for c in _check_files(staging, missing) if not c.ok and c.file not in not_fetched]
     if not_fetched or broken:
         raise ModelMissingError(
-            f"download of '{spec.name}' ({spec.repo}) is incomplete: "
-            + "; ".join([f"{f}: not downloaded" for f in not_fetched] + broken)
-            + f". Run `kolorsc models pull {spec.name}` again.",
+            _("download of '{name}' ({repo}) is incomplete: {problems}. Run `kolorsc models pull {name}` again.").format(
+                name=spec.name, repo=spec.repo,
+                problems="; ".join([_("{file}: not downloaded").format(file=f) for f in not_fetched] + broken)),
             missing=[str(spec.folder(models_dir) / m) for m in not_fetched],
         )
     for rel in missing:
@@ -254,7 +273,7 @@ def _check_files(folder: Path, files: Iterable[str]) -> list[FileCheck]:
     for rel in files:
         path = folder / rel
         if not path.is_file():
-            checks.append(FileCheck(rel, False, "missing"))
+            checks.append(FileCheck(rel, False, _("missing")))
             continue
         problem = check_file(path)
         checks.append(FileCheck(rel, problem is None, problem or ""))
@@ -275,15 +294,15 @@ def check_file(path: Path) -> str | None:
             json.loads(path.read_text(encoding="utf-8"))
             return None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        return f"unreadable ({exc})"
+        return _("unreadable ({problem})").format(problem=exc)
     return None
 
 
 def _check_safetensors(path: Path) -> str | None:
     try:
-        read_safetensors_file(path)
+        read_file_header(path)
     except ValueError as exc:
-        return f"truncated or not safetensors: {exc}"
+        return _("truncated or not safetensors: {problem}").format(problem=exc)
     return None
 
 
@@ -291,7 +310,7 @@ def _check_torch_zip(path: Path) -> str | None:
     """A torch checkpoint is a zip archive: a truncated one has no central directory. When torch
     is importable, also load it lazily (mmap, weights only) to prove the records are readable."""
     if not zipfile.is_zipfile(path):
-        return "truncated or not a torch checkpoint (no zip directory at the end)"
+        return _("truncated or not a torch checkpoint (no zip directory at the end)")
     try:
         import torch
     except ImportError:
@@ -299,7 +318,7 @@ def _check_torch_zip(path: Path) -> str | None:
     try:
         torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/UnpicklingError/... for damaged archives
-        return f"cannot be loaded: {exc}"
+        return _("cannot be loaded: {problem}").format(problem=exc)
     return None
 
 
@@ -307,10 +326,10 @@ def _check_index(path: Path) -> str | None:
     index = json.loads(path.read_text(encoding="utf-8"))
     shards = sorted(set(index.get("weight_map", {}).values()))
     if not shards:
-        return "index has no weight_map"
+        return _("index has no weight_map")
     absent = [s for s in shards if not (path.parent / s).is_file()]
     if absent:
-        return f"index refers to missing shards: {', '.join(absent)}"
+        return _("index refers to missing shards: {files}").format(files=", ".join(absent))
     return None
 
 
@@ -367,8 +386,8 @@ def choose_lora(folder: Path, spec) -> str | None:
     if len(found) > 1:
         from kolorsc.errors import UsageError
 
-        raise UsageError(f"ModelScope repository {spec.modelscope} holds {len(found)} LoRA files "
-                         f"({', '.join(found[:5])}): choose one with lora.file")
+        raise UsageError(_("ModelScope repository {repo} holds {n} LoRA files ({files}): choose one with lora.file").format(
+            repo=spec.modelscope, n=len(found), files=", ".join(found[:5])))
     return found[0] if found else None
 
 
@@ -387,7 +406,8 @@ def modelscope_lora_path(spec, models_dir: Path, download: LoraDownload | None =
     problem = check_file(path)
     if problem:
         raise ModelMissingError(
-            f"LoRA {spec.modelscope}: {path} is damaged ({problem}). Delete it; the next build downloads it again.",
+            _("LoRA {repo}: {path} is damaged ({problem}). Delete it; the next build downloads it again.").format(
+                repo=spec.modelscope, path=path, problem=problem),
             missing=[str(path)])
     return path
 
@@ -405,20 +425,23 @@ def _pull_lora(spec, models_dir: Path, folder: Path, download: LoraDownload) -> 
             download(spec.modelscope, patterns, staging, spec.revision)
         except Exception as exc:  # network errors come in many types (requests, modelscope, OS)
             raise ModelMissingError(
-                f"LoRA {spec.modelscope} ({wanted}) is not in {folder} and could not be downloaded from "
-                f"ModelScope: {type(exc).__name__}: {str(exc)[:300]}. Check the network (modelscope.cn must be "
-                f"reachable), or fetch it where it is: {by_hand}.",
+                _("LoRA {repo} ({file}) is not in {folder} and could not be downloaded from ModelScope: {problem}. "
+                  "Check the network (modelscope.cn must be reachable), or fetch it where it is: {by_hand}.").format(
+                    repo=spec.modelscope, file=wanted, folder=folder, problem=f"{type(exc).__name__}: {str(exc)[:300]}",
+                    by_hand=by_hand),
                 missing=[str(folder / wanted)]) from exc
         chosen = choose_lora(staging, spec)
         if chosen is None:
             raise ModelMissingError(
-                f"ModelScope repository {spec.modelscope} has no {wanted}"
-                + (f" at revision {spec.revision}" if spec.revision else "") + ": check lora.modelscope and lora.file.",
+                _("ModelScope repository {repo} has no {file}{revision}: check lora.modelscope and lora.file.").format(
+                    repo=spec.modelscope, file=wanted,
+                    revision=_(" at revision {revision}").format(revision=spec.revision) if spec.revision else ""),
                 missing=[str(folder / wanted)])
         problem = check_file(staging / chosen)
         if problem:
-            raise ModelMissingError(f"download of LoRA {spec.modelscope} {chosen} is incomplete: {problem}. "
-                                    "Run the build again to download it again.", missing=[str(folder / chosen)])
+            raise ModelMissingError(_("download of LoRA {repo} {file} is incomplete: {problem}. Run the build again to "
+                                      "download it again.").format(repo=spec.modelscope, file=chosen, problem=problem),
+                                    missing=[str(folder / chosen)])
         (folder / chosen).parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / chosen, folder / chosen)
     finally:

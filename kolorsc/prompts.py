@@ -48,76 +48,35 @@ class Panel:
 # The compiler: story -> eight Panels.
 #
 # Rules (documented in README's story format section):
-# - Scenes are Jinja templates rendered in ONE sandboxed environment (`template_environment`),
-#   strict undefined, no autoescape. They see each character by key ({{ girl }} renders its
-#   look; .look, .name, .key), `style` (renders its trigger; .trigger, .negative, .name, .id),
-#   `story` (renders its title; .title, .id, .team) and `scene` (renders its caption;
-#   .caption, .shot, .index 1..8).
-# - The style trigger is put first unless the prompt already contains it; the shot is put
-#   last unless the prompt already contains it ("contains": every comma-separated piece of
-#   it appears in the prompt, whatever comma style the template used).
-# - Negative = style negative + defaults.negative + scene negative (a template too), split on
-#   commas and line breaks, fragments stripped, duplicates dropped (first one wins).
-# - Normalising text: split on `,` `，` and line breaks, collapse whitespace inside each
-#   fragment, drop empty fragments (so repeated commas collapse), and join with `，` when the
-#   text holds any CJK character, else with `, `.
+# - Scenes are Jinja templates rendered in ONE sandboxed environment (`template_environment`,
+#   kolorsc.spec.sandbox), strict undefined, no autoescape, on a budget. They see each
+#   character by key ({{ girl }} renders its look; .look, .name, .key), `style` (renders its
+#   trigger; .trigger, .negative, .name, .id), `story` (renders its title; .title, .id,
+#   .team) and `scene` (renders its caption; .caption, .shot, .index 1..8).
+# - The text rules (trigger first, shot last, normalising, merging negatives) are in
+#   kolorsc.spec.compose, which `kolorsc check` uses too.
 # - Seeds: a scene without `seed` uses defaults.seed + its panel number (1..8).
 
-import re  # noqa: E402  (kept with the compiler it serves)
-
+from kolorsc.spec.compose import (  # noqa: E402  (re-exported: the compiler's text rules)
+    compiled_negative,
+    compiled_prompt,
+    fragments,
+    merge_negatives,
+    normalise,
+    separator_for,
+)
 from kolorsc.spec.model import Scene, Story  # noqa: E402
+
+__all__ = ["Panel", "compile_story", "fragments", "merge_negatives", "normalise", "panel_as_dict", "panels_table",
+           "separator_for", "template_environment"]
 
 
 def template_environment():
-    """The one Jinja environment factory (kolorsc.spec.templates), imported on first use so
+    """The one Jinja environment factory (kolorsc.spec.sandbox), imported on first use so
     that importing Panel stays cheap for every stage."""
-    from kolorsc.spec.templates import template_environment as make
+    from kolorsc.spec.sandbox import template_environment as make
 
     return make()
-
-
-# Ideographs, kana and hangul decide the separator; punctuation (，) does not.
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
-_SPLIT = re.compile(r"[,，\n\r]+")
-_SPACE = re.compile(r"\s+")
-
-
-def fragments(text: str) -> list[str]:
-    """Comma- and line-separated parts of a prompt, whitespace collapsed, empties dropped."""
-    out = []
-    for part in _SPLIT.split(text or ""):
-        part = _SPACE.sub(" ", part).strip()
-        if part:
-            out.append(part)
-    return out
-
-
-def separator_for(text: str) -> str:
-    return "，" if _CJK.search(text or "") else ", "
-
-
-def normalise(text: str) -> str:
-    """Normalise whitespace and commas (see the rules at the top of this section)."""
-    return separator_for(text).join(fragments(text))
-
-
-def merge_negatives(*parts: str) -> str:
-    """Combine negatives in order, dropping repeated fragments (case-insensitive)."""
-    seen: set[str] = set()
-    kept: list[str] = []
-    for part in parts:
-        for frag in fragments(part):
-            key = frag.casefold()
-            if key not in seen:
-                seen.add(key)
-                kept.append(frag)
-    joined = "".join(parts)
-    return separator_for(joined).join(kept)
-
-
-def _contains(prompt: str, part: str) -> bool:
-    """Does the prompt already hold every comma-separated piece of `part` (any comma style)?"""
-    return all(frag in prompt for frag in fragments(part))
 
 
 def compile_story(story: Story) -> list[Panel]:
@@ -130,17 +89,12 @@ def compile_story(story: Story) -> list[Panel]:
 
 def _panel(story: Story, scene: Scene, prompt: str, negative: str) -> Panel:
     d = story.defaults
-    prompt = normalise(prompt)
-    if not _contains(prompt, story.style.trigger):
-        prompt = normalise(story.style.trigger + "\n" + prompt)
-    if scene.shot and not _contains(prompt, scene.shot):
-        prompt = normalise(prompt + "\n" + scene.shot)
     width, height = scene.size or d.size
     return Panel(
         index=scene.index + 1,
         caption=scene.caption.strip(),
-        prompt=prompt,
-        negative=merge_negatives(story.style.negative, d.negative, negative),
+        prompt=compiled_prompt(story, scene, prompt),
+        negative=compiled_negative(story, negative),
         seed=scene.seed if scene.seed is not None else d.seed + scene.index + 1,
         steps=scene.steps if scene.steps is not None else d.steps,
         cfg=float(scene.cfg if scene.cfg is not None else d.cfg),

@@ -42,6 +42,7 @@ from pathlib import Path
 from kolorsc.build import lockfile
 from kolorsc.atomic import atomic_write_text, replace_dir
 from kolorsc.errors import BuildError, UsageError
+from kolorsc.i18n import _
 from kolorsc.spec.model import Story
 
 TOKEN_ENV = "MODELSCOPE_API_TOKEN"
@@ -75,13 +76,14 @@ def repo_id(story: Story, owner: str | None, name: str | None) -> str:
     """owner/name of the model repository. The name defaults to `<team>-Kolors-<id>` in the
     characters ModelScope allows (the Chinese bundle name is the repository's display name)."""
     if not owner:
-        raise UsageError("who owns the model on ModelScope? Pass --owner NAME (your user or organisation name), "
-                         "or set owner in the [publish] section of kolorsc.toml")
+        raise UsageError(_("who owns the model on ModelScope? Pass --owner NAME (your user or organisation name), "
+                           "or set owner in the [publish] section of kolorsc.toml"))
     team = _slug(story.team)
     name = name or (f"{team}-Kolors-{story.id}" if team else f"Kolors-{story.id}")
     for part, what in ((owner, "owner"), (name, "repository name")):
         if not _REPO_PART.match(part):
-            raise UsageError(f"{what} {part!r}: ModelScope allows letters, digits, '-', '_' and '.' (up to 100)")
+            raise UsageError(_("{what} {part}: ModelScope allows letters, digits, '-', '_' and '.' (up to 100)").format(
+                               what=what, part=repr(part)))
     return f"{owner}/{name}"
 
 
@@ -91,11 +93,13 @@ def _recorded_bundle(story: Story, build_dir: Path, cache_dir: Path | None) -> t
     lock = lockfile.read(lock_file).lock
     entry = lock.nodes.get("bundle") if lock else None
     if entry is None or not entry.output:
-        raise UsageError(f"{story.path.name}: no build recorded in {lock_file.name}: build it first "
-                         f"(kolorsc build {story.path.name} --engine kolors)")
+        raise UsageError(_("{name}: no build recorded in {name2}: build it first (kolorsc build {name3} --engine "
+                           "kolors)").format(
+                           name=story.path.name, name2=lock_file.name, name3=story.path.name))
     if lock.engine == "preview":
-        raise UsageError(f"{story.id}: the last build used the preview engine (drafts, not Kolors renders): "
-                         f"build with --engine kolors before publishing")
+        raise UsageError(_("{id}: the last build used the preview engine (drafts, not Kolors renders): build with "
+                           "--engine kolors before publishing").format(
+                           id=story.id))
     local = build_dir / story.id / f"{story.bundle_name}.zip"
     if local.is_file():
         data = local.read_bytes()
@@ -106,8 +110,9 @@ def _recorded_bundle(story: Story, build_dir: Path, cache_dir: Path | None) -> t
     data = Cache(cache_dir).read_bytes(entry.key)
     if data is not None and hashlib.sha256(data).hexdigest() == entry.output:
         return data, entry.output
-    raise UsageError(f"{story.id}: the bundle {lock_file.name} records is neither in {local.parent} nor in the cache: "
-                     f"run `kolorsc build {story.path.name} --engine kolors` (or `kolorsc cache pull` it)")
+    raise UsageError(_("{id}: the bundle {name} records is neither in {parent} nor in the cache: run `kolorsc "
+                       "build {name2} --engine kolors` (or `kolorsc cache pull` it)").format(
+                       id=story.id, name=lock_file.name, parent=local.parent, name2=story.path.name))
 
 
 def _check_bundle(data: bytes, story: Story, force: bool) -> list[str]:
@@ -258,7 +263,8 @@ def _write_folder(story: Story, data: bytes, bundle_sha: str, folder: Path) -> d
         entries = {n: zf.read(n) for n in zf.namelist()}
     loras = [n for n in entries if n.startswith("lora/") and n.endswith(".safetensors")]
     if len(loras) != 1:
-        raise BuildError(f"{story.bundle_name}.zip holds {len(loras)} LoRA files; a publication needs exactly one")
+        raise BuildError(_("{bundle_name}.zip holds {n} LoRA files; a publication needs exactly one").format(
+                           bundle_name=story.bundle_name, n=len(loras)))
     lora_name = loras[0].split("/", 1)[1]
     prompts = json.loads(entries["prompts.json"])
     out = {lora_name: entries[loras[0]]}
@@ -320,9 +326,10 @@ def publish(story_path: Path, *, dry_run: bool = False, hub=None, **options) -> 
         token = login_token()
         if token is None:
             raise UsageError(
-                f"not logged in to ModelScope: create an access token at {TOKEN_PAGE}, then set "
-                f"{TOKEN_ENV}=<token> (or run `modelscope login`); `kolorsc publish --dry-run` writes "
-                f"the folder without logging in")
+                _("not logged in to ModelScope: create an access token at {token_page}, then set "
+                  "{token_env}=<token> (or run `modelscope login`); `kolorsc publish --dry-run` writes the "
+                  "folder without logging in").format(
+                  token_page=TOKEN_PAGE, token_env=TOKEN_ENV))
     pub = prepare(story_path, **options)
     if dry_run:
         return pub
@@ -335,7 +342,8 @@ def publish(story_path: Path, *, dry_run: bool = False, hub=None, **options) -> 
     except (UsageError, BuildError):
         raise
     except Exception as exc:  # network and hub errors come in many types
-        raise BuildError(f"upload to ModelScope {pub.repo_id} failed: {type(exc).__name__}: {str(exc)[:300]} "
-                         f"(the folder is ready in {pub.folder}; run again to retry)") from exc
+        raise BuildError(_("upload to ModelScope {repo_id} failed: {name__}: {problem} (the folder is ready in "
+                           "{folder}; run again to retry)").format(
+                           repo_id=pub.repo_id, name__=type(exc).__name__, problem=str(exc)[:300], folder=pub.folder)) from exc
     pub.url = f"https://modelscope.cn/models/{pub.repo_id}"
     return pub

@@ -21,6 +21,7 @@ class Candidate:
     aesthetic: float | None = None
     coherence: float | None = None  # mean similarity to the other chosen panels
     alignment: float | None = None  # text-image similarity with the panel's prompt
+    consistency: float | None = None  # similarity to its characters' other chosen panels and reference pictures
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,18 @@ class PanelResult:
 
 
 @dataclass(frozen=True)
+class CharacterScore:
+    """How alike one character looks across the panels that show it (kolorsc.scoring.consistency):
+    CLIP image similarity between those panels, and with its reference picture."""
+
+    character: str  # key in the story
+    panels: tuple[int, ...]  # 1-based panels whose prompt names it
+    mean: float | None = None  # mean similarity over pairs of those panels (None with fewer than 2)
+    min: float | None = None  # the least similar pair
+    reference: float | None = None  # mean similarity of those panels to the reference picture (None without one)
+
+
+@dataclass(frozen=True)
 class Scores:
     aesthetic_mean: float | None = None
     threshold: float = 6.0
@@ -42,6 +55,7 @@ class Scores:
     coherence_min: float | None = None
     outlier_panel: int | None = None  # 1-based panel that stands out most
     alignment_mean: float | None = None
+    characters: tuple[CharacterScore, ...] = ()  # per-character consistency, story order
     scorer: dict = field(default_factory=dict)  # identity of the scorers used
     note: str | None = None  # e.g. "not computed: run `kolorsc models pull aesthetic`"
 

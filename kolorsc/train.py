@@ -36,6 +36,7 @@ from kolorsc.codeid import code_identity
 from kolorsc.engines.kolors.calls import CallCounter
 from kolorsc.errors import TrainingError
 from kolorsc.hashing import digest, sha256_file
+from kolorsc.i18n import _
 from kolorsc.spec.model import Style, Training
 
 NUM_TRAIN_TIMESTEPS = 1100  # Kolors' DDIM schedule (diffsynth switches to it in Kolors mode)
@@ -110,13 +111,13 @@ def train_lora(
 
     # 1. Check inputs before loading anything.
     if style.lora is None or style.lora.training is None:
-        raise TrainingError(f"style '{style.id}' has no training spec (lora.training)")
+        raise TrainingError(_("style '{id}' has no training spec (lora.training)").format(id=style.id))
     spec = style.lora.training
     from kolorsc.data import read_metadata
 
     rows = read_metadata(Path(dataset_dir))
     if not rows:
-        raise TrainingError(f"{dataset_dir}: the prepared dataset is empty")
+        raise TrainingError(_("{dataset_dir}: the prepared dataset is empty").format(dataset_dir=dataset_dir))
     if lightning_bar is None:
         lightning_bar = progress is None
     progress = progress or (lambda done, total, label: None)
@@ -185,10 +186,10 @@ def plan_run(spec: Training, device: str | None) -> RunSetup:
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     precision = spec.precision
     if not on_gpu and precision in ("16-mixed", "16", "16-true"):
-        notes.append(f"precision {precision} needs a GPU: training on CPU in 32-bit")
+        notes.append(_("precision {precision} needs a GPU: training on CPU in 32-bit").format(precision=precision))
         precision = "32"
     if not on_gpu and precision.startswith("bf16"):
-        notes.append("bf16 on CPU: slow where the CPU lacks bf16 instructions")
+        notes.append(_("bf16 on CPU: slow where the CPU lacks bf16 instructions"))
     dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision, torch.float32)
     if on_gpu and device not in (None, "gpu", "cuda"):
         encode_device = device
@@ -240,8 +241,8 @@ def encode_dataset(rows, models: KolorsModels, spec: Training, cache: Path, devi
                        lambda c=caption: _encode_text(_encoder(models, "text_encoder", calls), c, device))
         bad = [k for k, v in {**latents, **text}.items() if not v.isfinite().all()]
         if bad:  # NaN here would silently poison every step: stop now, naming the input
-            raise TrainingError(f"encoding {image_path.name} / {caption!r} gave non-finite {', '.join(bad)}: "
-                                "damaged model weights?")
+            raise TrainingError(_("encoding {name} / {caption} gave non-finite {bad}: damaged model weights?").format(
+                                  name=image_path.name, caption=repr(caption), bad=', '.join(bad)))
         items.append({**latents, **text})
     progress(len(rows), len(rows), "encoded")
     return items
@@ -397,8 +398,9 @@ def make_module(unet, items: list[dict], spec: Training, setup: RunSetup):
             )
             loss = torch.nn.functional.mse_loss(pred.float(), target.float()) * self.scheduler.training_weight(timestep)
             if not torch.isfinite(loss):
-                raise TrainingError(f"the loss became {float(loss)} at step {self.global_step} "
-                                    f"(precision {setup.precision}; try 32 or bf16-mixed, or a lower learning rate)")
+                raise TrainingError(_("the loss became {float} at step {global_step} (precision {precision}; try 32 or "
+                                      "bf16-mixed, or a lower learning rate)").format(
+                                      float=float(loss), global_step=self.global_step, precision=setup.precision))
             self.log("train_loss", loss, prog_bar=True)
             return loss
 

@@ -3,6 +3,7 @@ stories, and small text edits of a story."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -23,7 +24,12 @@ def story_text(name: str = "classroom-dream") -> str:
 
 
 def write_story(root: Path, text: str, name: str = "s.yaml") -> Path:
+    """Write stories/<name>. A copy of a story beside it takes the file's name as its id, as an
+    author copying a story must (two stories with one id are refused by check and build)."""
     path = root / "stories" / name
+    m = re.search(r"^id: ([a-z0-9-]+)$", text, re.M)
+    if m and m.group(1) != path.stem and (path.parent / f"{m.group(1)}.yaml").exists() and re.match(r"^[a-z0-9-]+$", path.stem):
+        text = text[: m.start(1)] + path.stem + text[m.end(1):]
     path.write_text(text, encoding="utf-8")
     return path
 

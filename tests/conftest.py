@@ -6,3 +6,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Messages are compared in English unless a test chooses a language itself (tests/test_i18n.py):
+# a developer's LANG=zh_CN.UTF-8 must not change what the suite expects.
+import os  # noqa: E402
+
+os.environ["KOLORSC_LANG"] = "en"

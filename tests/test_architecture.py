@@ -22,9 +22,9 @@ LAYERS = {
     "kolorsc.cli": 10,
     "kolorsc.api": 9,
     "kolorsc.build.run": 8,
-    "kolorsc.review": 8,
-    "kolorsc.publish": 8,  # kolorsc publish: reads lock files and build outputs, verifies the bundle  # kolorsc diff: keys through the build core (review/keys.py), lock files
-    "kolorsc.build.executors": 8,
+    "kolorsc.review": 8,  # kolorsc diff: keys through the build core (review/keys.py), lock files
+    "kolorsc.publish": 8,  # kolorsc publish: reads lock files and build outputs, verifies the bundle
+    "kolorsc.build.executors": 8,  # local and Ray: stage tasks in, bytes out (ray imported lazily)
     "kolorsc.build.stages": 7,
     "kolorsc.build.inputs": 7,
     "kolorsc.build.outputs": 7,
@@ -36,22 +36,29 @@ LAYERS = {
     "kolorsc.emit": 6,
     "kolorsc.remote": 6,  # cache push/pull: the cache and lock files, fsspec
     "kolorsc.build.status": 5,
+    "kolorsc.build.where": 5,  # the line of the story or style a node input comes from (plan reasons)
     "kolorsc.cache": 5,
     "kolorsc.build.graph": 4,
     "kolorsc.build.lockfile": 4,
     "kolorsc.results": 3,
     "kolorsc.models": 3,
-
     "kolorsc.lora": 3,
     "kolorsc.prompts": 2,
+    "kolorsc.consistency": 2,  # per-panel characters, references and sharing, from the story
     "kolorsc.spec": 1,
     "kolorsc.config": 1,  # kolorsc.toml
     "kolorsc.errors": 0,
     "kolorsc.paths": 0,
+    "kolorsc.extras": 0,  # which extra a missing package belongs to, and the tidy error
+    "kolorsc.i18n": 0,  # gettext catalogs: every layer translates its messages
+    "kolorsc.i18n_click": 0,  # Babel extraction of cli.py's help texts (used by pybabel and tests only)
     "kolorsc.atomic": 0,
     "kolorsc.hashing": 0,
     "kolorsc.codeid": 0,
-    "kolorsc.weightfiles": 0,
+    "kolorsc.tensorfile": 0,  # the one safetensors header reader
+    "kolorsc.safefs": 0,  # outputs written without following planted links
+    "kolorsc.images": 0,  # the pixel budget, checked from the header
+    "kolorsc.optional": 0,  # optional packages, or the pip command that installs them
     "kolorsc.fonts": 0,  # a leaf (errors only): spec.check asks it which characters no font has
     "kolorsc": 0,  # the package itself: __version__ only
 }

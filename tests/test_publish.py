@@ -29,8 +29,8 @@ from kolorsc.publish import dataset_line, lora_facts, publish
 from kolorsc.spec import load_story
 
 STORY = "hero-dragon"
-REPO_ID = "kolorsc-team/my-team-Kolors-hero-dragon"
-BUNDLE = "my-team-可图Kolors训练-hero-dragon"
+REPO_ID = "kolorsc-team/kolorsc-Kolors-hero-dragon"
+BUNDLE = "kolorsc-可图Kolors训练-hero-dragon"
 
 
 def tiny_lora(path, rank=4, alpha=2.0):
@@ -155,7 +155,7 @@ def test_what_cannot_be_published(built, tmp_path, monkeypatch):
     no_owner = run("publish", story, "--dry-run", "--cache-dir", tmp_path / "cache")
     assert no_owner.exit_code == 2 and "Pass --owner NAME" in no_owner.output
     (project / "kolorsc.toml").write_text('[publish]\nowner = "from-config"\n', "utf-8")
-    assert "from-config/my-team-Kolors-hero-dragon" in run("publish", story, "--dry-run", "--cache-dir", tmp_path / "cache").output
+    assert "from-config/kolorsc-Kolors-hero-dragon" in run("publish", story, "--dry-run", "--cache-dir", tmp_path / "cache").output
     assert "repository name 'bad name'" in run("publish", story, "--dry-run", "--name", "bad name").output
 
     # the bundle in build/ is not the one the lock file records, and the cache is elsewhere
@@ -181,7 +181,7 @@ def test_a_fresh_clone_publishes_from_the_cache(tmp_path, monkeypatch):
 
     project = make_project(tmp_path / "project", stories=(STORY,))
     tiny_lora(use_lora_file_style(project))
-    edit(story_path(project, STORY), "team: my-team\n", "team: my-team\nthreshold: 0\n")  # a random tiny predictor
+    edit(story_path(project, STORY), "team: kolorsc\n", "team: kolorsc\nthreshold: 0\n")  # a random tiny predictor
     make_aesthetic_model(tmp_path / "models")
     assert api.build([story_path(project, STORY)], engine=RealishEngine(), cache_dir=tmp_path / "cache",
                      models_dir=tmp_path / "models").exit_code == 0

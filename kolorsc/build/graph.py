@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from kolorsc.hashing import digest
+from kolorsc.i18n import _
 from kolorsc.prompts import Panel
 from kolorsc.spec.model import Loc, Story
 
@@ -50,7 +51,7 @@ EMIT_KINDS = (PANEL, STORYBOARD, PDF, SCORES, PAGE, THUMBNAIL, BUNDLE)
 KINDS = (DATASET, LORA, RENDER, SCORE, SELECT, *EMIT_KINDS)
 
 # Fields of the story model that never change an output: source positions, where files live.
-_COSMETIC = {"loc", "prompt_loc", "negative_loc", "source", "path", "root"}
+_COSMETIC = {"loc", "prompt_loc", "negative_loc", "locs", "source", "path", "root"}
 
 
 # -- node ids ------------------------------------------------------------------------------
@@ -327,7 +328,7 @@ def _lora_nodes(story: Story, ids: Identities) -> list[Node]:
     loc = _style_loc(story)
     if ids.preview or ids.lora is None:
         kinds = (DATASET, LORA) if style.lora.training else (LORA,)
-        why = "preview engine draws without a LoRA"
+        why = _("preview engine draws without a LoRA")
         return [Node(NodeId(k), {"style": style.id}, (), loc, skipped=why) for k in kinds]
     src = ids.lora
     if src.mode == "file":

@@ -20,7 +20,8 @@ from kolorsc.build import stages
 from kolorsc.build.graph import DATASET, Identities, LoraSource
 from kolorsc.build.lockfile import LockFile
 from kolorsc.cache import Cache
-from kolorsc.errors import BuildError, UsageError
+from kolorsc.errors import InputError, UsageError
+from kolorsc.i18n import _
 from kolorsc.spec.model import Story
 
 
@@ -83,15 +84,17 @@ def lora_source(story: Story, cache: Cache, models_dir: Path, lock: LockFile | N
             if listing is None:
                 listing = _recorded_listing(lock)
                 warnings.append(
-                    f"{where}: ModelScope dataset {spec.dataset.id} could not be checked (offline?): "
-                    + ("using the revision's listing recorded in the lock file" if listing else
-                       "its content is unknown, so a change upstream would not be noticed")
+                    _("{where}: ModelScope dataset {id} could not be checked (offline?): ").format(
+                        where=where, id=spec.dataset.id)
+                    + (_("using the revision's listing recorded in the lock file") if listing else
+                       _("its content is unknown, so a change upstream would not be noticed"))
                 )
         try:
             facts = dataset_facts(spec.dataset, story.root, hashes=cache.hashes, models_dir=models_dir, listing=listing,
                                   style=story.style, engine_identity=engine_identity)
         except OSError as exc:
-            raise UsageError(f"{where}: lora.dataset: cannot read {spec.dataset.path}: {exc}") from None
+            raise UsageError(_("{where}: lora.dataset: cannot read {path}: {problem}").format(
+                where=where, path=spec.dataset.path, problem=exc)) from None
         return LoraSource("train", spec.scale, dataset=facts)
     return None
 
@@ -106,8 +109,8 @@ def _modelscope_file(spec, models_dir: Path, fetch: bool) -> Path:
     folder = models.modelscope_lora_folder(spec, models_dir)
     chosen = models.choose_lora(folder, spec)
     if chosen is None:
-        raise ModelMissingError(f"LoRA {spec.modelscope} is not in {folder} yet: `kolorsc build` downloads it "
-                                "(planning only looks)", missing=[str(folder)])
+        raise ModelMissingError(_("LoRA {repo} is not in {folder} yet: `kolorsc build` downloads it (planning only "
+                                  "looks)").format(repo=spec.modelscope, folder=folder), missing=[str(folder)])
     return folder / chosen
 
 
@@ -115,7 +118,8 @@ def _file_hash(path: Path, cache: Cache, what: str) -> str:
     try:
         return cache.hashes.sha256(path)
     except FileNotFoundError:
-        raise BuildError(f"{what}: the LoRA file {path} does not exist (put it there, or train one with lora.train)") from None
+        raise InputError(_("{what}: the LoRA file {path} does not exist (put it there, or train one with lora.train)"
+                           ).format(what=what, path=path)) from None
 
 
 def _recorded_listing(lock: LockFile | None) -> str | None:

@@ -3,8 +3,9 @@
 The story file is the intent; the lock file is the record: every node's key, the sha256 of
 its output, and a readable summary of each of its inputs, so that the next `plan` can say
 which input changed and how ("seed 3 → 5", "pdf code changed"). Small values (numbers,
-short strings) are recorded as they are, larger ones as a short digest, and a mapping
-input (the engine's identity, the scorer's) one level deep, so a change names its part.
+short strings) are recorded as they are, larger ones as a short digest (a mapping with an
+`id`, such as the story's style, as "ink-wash#<digest>"), and a mapping input (the engine's
+identity, the scorer's) one level deep, so a change names its part.
 JSON with sorted keys keeps git diffs minimal: editing one scene changes only that scene's
 nodes and the outputs downstream of them. Written atomically, and only after a fully
 successful build; commit it with the story (a reviewer sees what a change re-renders).
@@ -62,6 +63,9 @@ def summarize(value):
 def _leaf(value):
     if value is None or isinstance(value, (bool, int, float)):
         return value
+    if isinstance(value, dict) and isinstance(value.get("id"), str) and len(value["id"]) <= _SHORT:
+        # a style: its id and a digest of the rest, so a change can say "style ink-wash → anime"
+        return f"{value['id']}#{short_digest(value)}"
     if isinstance(value, str) and len(value) <= _SHORT and "\n" not in value:
         return value
     return "#" + short_digest(value)

@@ -27,6 +27,7 @@ leaves the cache and the lock as consistent as before.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ from kolorsc.build.status import CACHED, SKIPPED, TO_RUN, Plan, PlannedNode
 from kolorsc.cache import Cache
 from kolorsc.errors import BuildError, KolorscError
 from kolorsc.hashing import sha256_bytes
+from kolorsc.i18n import _
 from kolorsc.results import StoryResult
 
 WAVES = ((DATASET,), (LORA,), (RENDER,), (SCORE,), (SELECT,), (PANEL,), (STORYBOARD, PDF, SCORES, PAGE),
@@ -173,11 +175,12 @@ def _label(result: Result, todo: dict, executor: Executor) -> str:
 
 
 def _adopt(r: StoryRun, planned: PlannedNode, cache: Cache) -> bool:
-    """Take a cached node's output (the plan verified it moments ago: a size check here)."""
-    found = cache.lookup(planned.key, verify=False)
-    if not found.hit:
+    """Take a cached node's output: the plan verified it moments ago, and entries are
+    write-once, so the object still being there (gc may have run in between) is enough."""
+    entry = planned.entry
+    if entry is None or not os.path.exists(entry.path):
         return False
-    r.outputs[planned.id] = Blob(found.entry.sha256, path=found.entry.path)
+    r.outputs[planned.id] = Blob(entry.sha256, path=entry.path)
     cache.touch(planned.key)  # used now: age-based gc keeps it
     return True
 
@@ -201,7 +204,7 @@ def _tasks(todo: dict[str, list[tuple[StoryRun, PlannedNode]]], runs: list[Story
             group = (planned.kind, key)
         groups[group].append((r, planned))
     tasks = []
-    for (kind, *_), members in groups.items():
+    for (kind, *_rest), members in groups.items():
         work = tuple(Work(p.node, r.plan.graph) for r, p in members)
         upstream = {}
         for r, p in members:
@@ -217,7 +220,7 @@ def _commit(result: Result, todo: dict, cache: Cache, options: Options) -> None:
     if holders is None:
         return  # not asked for: never trusted
     if result.ok and (result.data is None or sha256_bytes(result.data) != result.sha256):
-        result = Result(result.key, error=BuildError("the worker's output does not match its sha256"))
+        result = Result(result.key, error=BuildError(_("the worker's output does not match its sha256")))
     if not result.ok:
         for r, p in holders:
             r.fail(p, result.error, options.keep_going)
@@ -240,14 +243,27 @@ def _finish(r: StoryRun, cache: Cache) -> None:
         return
     lost = [n.id for n in r.plan.nodes if n.status != SKIPPED and n.id not in r.outputs]
     if lost:  # never record a lock file with a hole in it
-        r.errors.append(f"no output for {', '.join(map(str, lost[:5]))} (internal error, please report)")
+        r.errors.append(_("no output for {nodes} (internal error, please report)").format(
+            nodes=", ".join(map(str, lost[:5]))))
         r.error = BuildError(r.errors[-1])
         return
     from kolorsc.build.stages.result import story_result
 
     r.result = story_result(r.plan.graph, r.outputs)
     r.written = write_outputs(r.plan, r.outputs, r.out_dir)
-    r.lock_written = lockfile.write(lock_path(r.story.path), lock_of(r.plan, r.outputs))
+    if not _lock_unchanged(r):
+        r.lock_written = lockfile.write(lock_path(r.story.path), lock_of(r.plan, r.outputs))
+
+
+def _lock_unchanged(r: StoryRun) -> bool:
+    """The lock file would say what it says: same nodes, keys and outputs (equal keys mean
+    equal inputs). Saves serialising it on a no-op build of a large collection."""
+    lock = r.plan.lock
+    if lock is None or r.ran or lock.story != r.story.id or lock.engine != r.plan.engine.get("name", ""):
+        return False
+    nodes = {str(n.id): n for n in r.plan.nodes if n.status != SKIPPED}
+    return nodes.keys() == lock.nodes.keys() and all(
+        lock.nodes[i].key == n.key and lock.nodes[i].output == r.outputs[n.id].sha256 for i, n in nodes.items())
 
 
 def lock_of(plan: Plan, outputs: dict[NodeId, Blob]) -> LockFile:
@@ -262,7 +278,8 @@ def lock_of(plan: Plan, outputs: dict[NodeId, Blob]) -> LockFile:
 
 def story_error(r: StoryRun) -> KolorscError:
     """The error a failed story run is reported with (its first failure's exit code)."""
-    message = f"{r.story.id}: {len(r.errors)} node(s) failed: " + "; ".join(r.errors[:5])
+    message = _("{story}: {n} node(s) failed: {errors}").format(story=r.story.id, n=len(r.errors),
+                                                               errors="; ".join(r.errors[:5]))
     error = BuildError(message)
     if isinstance(r.error, KolorscError):
         error.exit_code = r.error.exit_code

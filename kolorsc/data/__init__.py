@@ -25,7 +25,8 @@ from pathlib import Path
 from kolorsc.atomic import replace_dir
 from kolorsc.data.fingerprint import dataset_facts, dataset_fingerprint, modelscope_listing
 from kolorsc.data.juicer import OpCount
-from kolorsc.errors import TrainingError
+from kolorsc.errors import InputError, TrainingError
+from kolorsc.i18n import _
 from kolorsc.spec.model import DataFilter, Dataset
 
 __all__ = ["DatasetReport", "OpCount", "dataset_facts", "dataset_fingerprint", "modelscope_listing", "prepare_dataset"]
@@ -79,16 +80,18 @@ def prepare_dataset(
             samples, skipped = sources.rows_to_samples(dataset, rows, work / "staged")
             where = str(dataset.id)
         elif dataset.source == "generate":
-            raise TrainingError("a generated dataset is rendered first (kolorsc.data.generate.generate_dataset), "
-                                "then prepared from that folder: prepare_dataset(as_local(dataset, folder), ...)")
+            raise TrainingError(_("a generated dataset is rendered first (kolorsc.data.generate.generate_dataset), then "
+                                  "prepared from that folder: prepare_dataset(as_local(dataset, folder), ...)"))
         else:
-            raise TrainingError(f"unknown dataset source '{dataset.source}' (use local, modelscope or generate)")
+            raise TrainingError(_("unknown dataset source '{source}' (use local, modelscope or generate)").format(
+                                  source=dataset.source))
         found = len(samples) + len(skipped)
         if dataset.max_images is not None:
             samples = samples[: dataset.max_images]
         if not samples:
             why = f"{len(skipped)} unreadable or uncaptioned" if skipped else "no images"
-            raise TrainingError(f"dataset {where}: no usable image ({why})")
+            error = InputError if dataset.source == "local" else TrainingError  # a local folder is the author's input
+            raise error(_("dataset {where}: no usable image ({why})").format(where=where, why=why))
 
         # 2. Data-Juicer, with the filters the style asks for.
         progress(1, 3, "Data-Juicer filters")
@@ -103,7 +106,8 @@ def prepare_dataset(
         counts += [OpCount(op, -1, 0, [], note) for op, note in notes]
         if not kept_ids:
             last = next((c.op for c in counts if c.kept == 0), "the filters")
-            raise TrainingError(f"dataset {where}: {last} removed the last images ({_summary(counts)})")
+            raise TrainingError(_("dataset {where}: {last} removed the last images ({summary})").format(
+                                  where=where, last=last, summary=_summary(counts)))
 
         # 3. Write the trainer's layout in the temp folder, then move it into place.
         progress(2, 3, "writing dataset")
@@ -173,7 +177,8 @@ def read_metadata(dataset_dir: Path) -> list[tuple[Path, str]]:
     """(image path, caption) rows of a prepared dataset, in file order."""
     csv_path = Path(dataset_dir) / "train" / "metadata.csv"
     if not csv_path.is_file():
-        raise TrainingError(f"{dataset_dir} is not a prepared dataset: train/metadata.csv is missing")
+        raise TrainingError(_("{dataset_dir} is not a prepared dataset: train/metadata.csv is missing").format(
+                              dataset_dir=dataset_dir))
     with csv_path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     return [(csv_path.parent / r["file_name"], r["text"]) for r in rows]

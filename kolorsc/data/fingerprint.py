@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 
 from kolorsc.hashing import digest, sha256_file
+from kolorsc.i18n import _
 from kolorsc.spec.model import Dataset
 
 LISTING_TIMEOUT = 10.0  # seconds: planning must not hang on an unreachable hub
@@ -40,7 +41,7 @@ def dataset_facts(dataset: Dataset, root: Path, *, hashes=None, models_dir: Path
     `sha256(path)` (the cache's FileHashes memo), else files are hashed directly. `listing`:
     for ModelScope, `modelscope_listing(dataset)` or the value recorded in the lock file.
     A generated dataset also needs `style` and the rendering `engine_identity`."""
-    from kolorsc.data.sources import local_images
+    from kolorsc.data.sources import local_images, sidecar_path
 
     facts: dict = {
         "source": dataset.source,
@@ -56,8 +57,8 @@ def dataset_facts(dataset: Dataset, root: Path, *, hashes=None, models_dir: Path
         for image in local_images(folder):
             rel = image.relative_to(folder).as_posix()
             files[rel] = sha(image)
-            sidecar = image.with_suffix(".txt")
-            if dataset.caption != "constant" and sidecar.is_file():
+            sidecar = sidecar_path(image, folder)  # None when it links outside: never read
+            if dataset.caption != "constant" and sidecar is not None:
                 files[rel + ":caption"] = sha(sidecar)
         facts["files"] = digest(files)
     elif dataset.source == "generate":
@@ -65,8 +66,8 @@ def dataset_facts(dataset: Dataset, root: Path, *, hashes=None, models_dir: Path
         from kolorsc.errors import TrainingError
 
         if style is None or engine_identity is None:
-            raise TrainingError("a generated dataset is keyed by the style and the engine that renders it: "
-                                "dataset_facts(..., style=style, engine_identity=engine.identity())")
+            raise TrainingError(_("a generated dataset is keyed by the style and the engine that renders it: "
+                                  "dataset_facts(..., style=style, engine_identity=engine.identity())"))
         facts["generated"] = generate_fingerprint(style, engine_identity)
     else:
         facts.update(id=dataset.id, subset=dataset.subset, split=dataset.split,

@@ -42,6 +42,7 @@ from pathlib import Path
 from kolorsc.atomic import replace_dir
 from kolorsc.engines.base import Engine, RenderJob
 from kolorsc.errors import TrainingError
+from kolorsc.i18n import _
 from kolorsc.prompts import Panel, normalise
 from kolorsc.spec.model import Dataset, Generate, Style
 
@@ -82,7 +83,7 @@ def settings(style: Style) -> Generate:
     """The `generate` settings of a style whose dataset is generated (defaults when absent)."""
     lora = style.lora
     if lora is None or lora.dataset is None or lora.dataset.source != "generate":
-        raise TrainingError(f"style {style.id}: its LoRA dataset is not `source: generate`")
+        raise TrainingError(_("style {id}: its LoRA dataset is not `source: generate`").format(id=style.id))
     return lora.dataset.generate or Generate()
 
 
@@ -130,8 +131,9 @@ def generate_dataset(style: Style, engine: Engine, out_dir: Path, progress: Prog
             done.add(stem)
         missing = sorted(set(names.values()) - done)
         if missing:
-            raise TrainingError(f"style {style.id}: the engine returned no image for {len(missing)} of "
-                                f"{len(jobs)} generated images (first: {missing[0]})")
+            raise TrainingError(_("style {id}: the engine returned no image for {n} of {n2} generated images (first: "
+                                  "{missing})").format(
+                                  id=style.id, n=len(missing), n2=len(jobs), missing=missing[0]))
         report.images = [(f"{names[j]}.png", j.panel.prompt, j.seed) for j in jobs]
         manifest = {"style": style.id, "engine": report.engine, "fingerprint": report.fingerprint,
                     "images": [{"file": f, "prompt": p, "seed": s} for f, p, s in report.images]}

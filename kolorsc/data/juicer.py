@@ -24,17 +24,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from kolorsc.errors import TrainingError
+from kolorsc.errors import InputError, TrainingError
+from kolorsc.i18n import _
 from kolorsc.spec.model import DataFilter
+from kolorsc.spec.operators import SUPPORTED_OPS  # noqa: F401 - the one list, re-exported
 
-# Operators kolorsc runs, and the modules each needs beyond Data-Juicer's own requirements.
-SUPPORTED_OPS = {
-    "image_shape_filter": (),
-    "image_aspect_ratio_filter": (),
-    "image_size_filter": (),
-    "image_deduplicator": ("imagededup",),
-    "image_aesthetics_filter": ("aesthetics_predictor",),
-}
 CORE_NEEDS = ("ray",)  # data_juicer.core imports ray_executor at import time
 ID_KEY = "kolorsc_index"
 
@@ -50,17 +44,18 @@ class OpCount:
 
 def check_ops(filters: tuple[DataFilter, ...]) -> None:
     unknown = [f.op for f in filters if f.op not in SUPPORTED_OPS]
-    if unknown:
-        raise TrainingError(
-            f"unsupported Data-Juicer operator(s): {', '.join(unknown)} "
-            f"(kolorsc runs: {', '.join(sorted(SUPPORTED_OPS))})"
+    if unknown:  # `kolorsc check` refuses these first; a story built through the API meets them here
+        raise InputError(
+            _("unsupported Data-Juicer operator(s): {unknown} (kolorsc runs: {supported_ops})").format(
+              unknown=', '.join(unknown), supported_ops=', '.join(sorted(SUPPORTED_OPS)))
         )
     needed = set(CORE_NEEDS) | {m for f in filters for m in SUPPORTED_OPS[f.op]}
     missing = sorted(m for m in needed if importlib.util.find_spec(m) is None)
     if missing:
         raise TrainingError(
-            f"Data-Juicer needs {', '.join(missing)} for this recipe and kolorsc will not install "
-            f"packages at run time: pip install 'kolorsc[models]'"
+            _("Data-Juicer needs {missing} for this recipe and kolorsc will not install packages at "
+              "run time: pip install 'kolorsc[models]'").format(
+              missing=', '.join(missing))
         )
 
 
@@ -112,7 +107,8 @@ def _run_one(op: DataFilter, samples: list[dict], work: Path) -> list[int]:
             cfg = init_configs(args=["--config", str(config)])
             DefaultExecutor(cfg).run()
         except Exception as exc:
-            raise TrainingError(f"Data-Juicer failed in {op.op}: {type(exc).__name__}: {exc} (log: {log})") from exc
+            raise TrainingError(_("Data-Juicer failed in {op}: {name__}: {problem} (log: {log})").format(
+                                  op=op.op, name__=type(exc).__name__, problem=exc, log=log)) from exc
     if not export.is_file():  # Data-Juicer exports nothing when no sample is left
         return []
     with export.open(encoding="utf-8") as f:

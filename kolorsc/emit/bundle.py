@@ -25,6 +25,7 @@ from kolorsc.emit.common import canonical_json, image_name, lora_filename, lora_
 from kolorsc.emit.modelcard import PREVIEW_MARKER, PREVIEW_TEXT, model_card, prompts_md
 from kolorsc.emit.scores import scores_json
 from kolorsc.errors import BuildError
+from kolorsc.i18n import _
 from kolorsc.results import StoryResult
 from kolorsc.spec.model import SCENE_COUNT
 
@@ -55,19 +56,22 @@ def bundle_entries(result: StoryResult, panel_pngs: list[bytes], lora_path: Path
     """Every file of the bundle by its name in the zip."""
     if len(panel_pngs) != len(result.panels) or len(panel_pngs) != SCENE_COUNT:
         raise BuildError(
-            f"bundle {bundle_filename(result)}: {len(panel_pngs)} panel images for "
-            f"{len(result.panels)} panels; a submission has exactly {SCENE_COUNT}"
+            _("bundle {bundle_filename}: {n} panel images for {n2} panels; a submission has exactly "
+              "{scene_count}").format(
+              bundle_filename=bundle_filename(result), n=len(panel_pngs), n2=len(result.panels), scene_count=SCENE_COUNT)
         )
     entries: dict[str, bytes] = {}
     for pr, png in zip(result.panels, panel_pngs):
         entries[f"images/{image_name(pr.panel.index)}"] = png
     if lora_path is not None:
         if result.lora is None:
-            raise BuildError(f"bundle {bundle_filename(result)}: a LoRA file was given but the result has no LoRA")
+            raise BuildError(_("bundle {bundle_filename}: a LoRA file was given but the result has no LoRA").format(
+                               bundle_filename=bundle_filename(result)))
         try:
             entries[f"lora/{lora_filename(result)}"] = Path(lora_path).read_bytes()
         except OSError as exc:
-            raise BuildError(f"bundle {bundle_filename(result)}: cannot read the LoRA {lora_path}: {exc}") from exc
+            raise BuildError(_("bundle {bundle_filename}: cannot read the LoRA {lora_path}: {problem}").format(
+                               bundle_filename=bundle_filename(result), lora_path=lora_path, problem=exc)) from exc
     entries["README.md"] = model_card(result).encode("utf-8")
     entries["prompts.json"] = prompts_json(result)
     entries["prompts.md"] = prompts_md(result).encode("utf-8")

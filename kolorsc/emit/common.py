@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from kolorsc.results import Candidate, PanelResult, StoryResult
+from kolorsc.results import Candidate, CharacterScore, PanelResult, StoryResult
 
 NOT_COMPUTED = "not computed"
 
@@ -72,7 +72,29 @@ def candidate_scores(c: Candidate) -> dict:
         "aesthetic": c.aesthetic,
         "coherence": c.coherence,
         "alignment": c.alignment,
+        "consistency": c.consistency,
     }
+
+
+def character_record(c: CharacterScore) -> dict:
+    return {"character": c.character, "panels": list(c.panels), "mean": c.mean, "min": c.min, "reference": c.reference}
+
+
+def consistency_line(result: StoryResult) -> str | None:
+    """e.g. 'consistency: 少女 0.912 (reference 0.850) · 王子 (1 panel)'; None without
+    per-character scores. For the storyboard footer and the PDF cover, beside the gate line."""
+    scores = result.scores.characters
+    if not scores:
+        return None
+    parts = []
+    for c in scores:
+        character = result.story.characters.get(c.character)
+        name = (character.name if character is not None and character.name else None) or c.character
+        text = f"{name} {fmt_score(c.mean)}" if c.mean is not None else f"{name} (1 panel)"
+        if c.reference is not None:
+            text += f" (reference {fmt_score(c.reference)})"
+        parts.append(text)
+    return "consistency: " + " · ".join(parts)
 
 
 def fmt_score(value: float | None, digits: int = 3) -> str:

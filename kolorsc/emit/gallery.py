@@ -217,12 +217,10 @@ def index_html(entries: Sequence[GalleryEntry], thumbs: dict[str, tuple[str, int
     return page(title, "".join(body))
 
 
-def write_gallery(out_root: Path, entries: Sequence[GalleryEntry], title: str = "kolorsc gallery") -> Path:
-    """Write out_root/index.html for `entries` (the build's stories, in collection order).
-
-    Links point only at files that exist; each storyboard gets a thumbnail beside it, made
-    again only when the storyboard is newer. The index is replaced atomically, and not at
-    all when its bytes are unchanged."""
+def gallery_html(out_root: Path, entries: Sequence[GalleryEntry], title: str = "kolorsc gallery") -> bytes:
+    """The bytes of out_root/index.html for `entries` (the build's stories, in collection
+    order): links point only at files that exist; each storyboard is shown by its
+    thumbnail, made beside it when missing or stale."""
     out_root = Path(out_root)
     present, thumbs = [], {}
     for e in entries:
@@ -231,8 +229,14 @@ def write_gallery(out_root: Path, entries: Sequence[GalleryEntry], title: str = 
         present.append(e)
         if e.storyboard:
             thumbs[e.id] = _thumbnail(folder / e.storyboard, folder / THUMB)
-    data = index_html(present, thumbs, title)
-    target = out_root / INDEX
+    return index_html(present, thumbs, title)
+
+
+def write_gallery(out_root: Path, entries: Sequence[GalleryEntry], title: str = "kolorsc gallery") -> Path:
+    """Write out_root/index.html (`gallery_html`), atomically, and not at all when its bytes
+    are unchanged. (A build writes it through kolorsc.build.outputs, which follows no link.)"""
+    data = gallery_html(out_root, entries, title)
+    target = Path(out_root) / INDEX
     try:
         if target.read_bytes() == data:
             return target

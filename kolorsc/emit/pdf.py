@@ -29,6 +29,7 @@ from kolorsc.emit.prepared import PreparedPanel, PreparedPanels, prepare_panels
 from kolorsc.emit.storyboard import PREVIEW_BANNER, story_aspect
 from kolorsc.errors import BuildError
 from kolorsc.fonts import pdf_runs, pdf_width, register_reportlab_font, wrap_text
+from kolorsc.i18n import _
 from kolorsc.results import PanelResult, StoryResult
 
 MARGIN = 40.0
@@ -271,7 +272,7 @@ def storyboard_pdf(result: StoryResult, images: Sequence[bytes] | PreparedPanels
     from reportlab.pdfgen.canvas import Canvas
 
     if len(images) != len(result.panels):
-        raise BuildError(f"storyboard PDF: {len(images)} images for {len(result.panels)} panels")
+        raise BuildError(_("storyboard PDF: {n} images for {n2} panels").format(n=len(images), n2=len(result.panels)))
     panels = prepare_panels(images)
     with _reportlab_settings():
         font = register_reportlab_font()

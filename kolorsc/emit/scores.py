@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kolorsc.emit.common import candidate_scores, canonical_json
+from kolorsc.emit.common import candidate_scores, canonical_json, character_record
 from kolorsc.results import StoryResult
 
 
@@ -17,6 +17,7 @@ def scores_record(result: StoryResult) -> dict:
                 "aesthetic": pr.chosen.aesthetic,
                 "coherence": pr.chosen.coherence,
                 "alignment": pr.chosen.alignment,
+                "consistency": pr.chosen.consistency,
                 "candidates": [candidate_scores(c) for c in (pr.candidates or (pr.chosen,))],
             }
         )
@@ -32,6 +33,7 @@ def scores_record(result: StoryResult) -> dict:
         "coherence_min": s.coherence_min,
         "outlier_panel": s.outlier_panel,
         "alignment_mean": s.alignment_mean,
+        "characters": [character_record(c) for c in s.characters],
         "scorer": s.scorer,
         "note": s.note,
     }

@@ -21,6 +21,7 @@ from kolorsc.emit.prepared import prepare_panels
 from kolorsc.emit.scores import scores_json
 from kolorsc.emit.storyboard import storyboard_png
 from kolorsc.errors import BuildError
+from kolorsc.i18n import _
 from kolorsc.results import StoryResult
 
 
@@ -43,11 +44,12 @@ def emit_story(
     "panel/08", "storyboard", "pdf", "scores", "bundle". `images` are the chosen renders'
     PNG bytes in panel order; `lora_path` the LoRA file for the bundle (None: no LoRA)."""
     if len(images) != len(result.panels):
-        raise BuildError(f"{result.story.id}: {len(images)} images for {len(result.panels)} panels")
+        raise BuildError(_("{id}: {n} images for {n2} panels").format(
+                           id=result.story.id, n=len(images), n2=len(result.panels)))
     wanted = set(output_ids(result) if want is None else want)
     unknown = wanted - set(output_ids(result))
     if unknown:
-        raise BuildError(f"{result.story.id}: no such output: {', '.join(sorted(unknown))}")
+        raise BuildError(_("{id}: no such output: {unknown}").format(id=result.story.id, unknown=', '.join(sorted(unknown))))
     out: dict[str, bytes] = {}
     # 1. Panel PNGs: also the bundle's images/, so made whenever the bundle is wanted
     if "bundle" in wanted or any(i.startswith("panel/") for i in wanted):

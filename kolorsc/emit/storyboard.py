@@ -19,6 +19,7 @@ from kolorsc.emit.common import engine_label, gate_line
 from kolorsc.emit.prepared import PreparedPanels, prepare_panels
 from kolorsc.errors import BuildError
 from kolorsc.fonts import BOLD, REGULAR, draw_text, text_length, wrap_pil
+from kolorsc.i18n import _
 from kolorsc.results import StoryResult
 
 PREVIEW_BANNER = "PREVIEW — not a submission 预览稿，不可提交"
@@ -149,7 +150,7 @@ def storyboard_png(result: StoryResult, images: Sequence[bytes] | PreparedPanels
     from PIL import Image, ImageDraw
 
     if len(images) != len(result.panels):
-        raise BuildError(f"storyboard: {len(images)} images for {len(result.panels)} panels")
+        raise BuildError(_("storyboard: {n} images for {n2} panels").format(n=len(images), n2=len(result.panels)))
     panels = prepare_panels(images)
     L = layout
     board = board_layout(result, L)

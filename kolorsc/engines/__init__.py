@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kolorsc.engines.base import Engine, LoraWeights, RenderJob  # noqa: F401
+from kolorsc.engines.base import (  # noqa: F401
+    Engine,
+    LoraWeights,
+    Reference,
+    RenderJob,
+    SharedAttention,
+    SharedMember,
+)
 from kolorsc.errors import UsageError
+from kolorsc.i18n import _
 
 ENGINES = ("preview", "kolors")
 
@@ -23,7 +31,8 @@ def get_engine(name: str, **options) -> Engine:
         from kolorsc.engines.kolors import KolorsEngine
 
         return KolorsEngine(**options)
-    raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
+    raise UsageError(_("unknown engine {name}: choose one of {engines}").format(
+                       name=repr(name), engines=', '.join(ENGINES)))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from kolorsc.cache import Cache
 from kolorsc.config import CONFIG_FILE, REMOTE_ENV, RemoteConfig, resolve_remote
 from kolorsc.errors import UsageError
+from kolorsc.i18n import _
 from kolorsc.remote.keys import keys_from_locks
 from kolorsc.remote.transfer import Progress, TransferReport, pull_keys, push_keys
 
@@ -24,8 +25,9 @@ def project_remote(url: str | None, paths: Sequence[Path]) -> RemoteConfig:
     remote = resolve_remote(url, root)
     if remote is None:
         raise UsageError(
-            f"no remote cache: pass --remote URL (s3://bucket/prefix, oss://bucket/prefix, file:///path), "
-            f"set {REMOTE_ENV}, or add [remote] url = \"...\" to {root / CONFIG_FILE}"
+            _("no remote cache: pass --remote URL (s3://bucket/prefix, oss://bucket/prefix, "
+              'file:///path), set {remote_env}, or add [remote] url = "..." to {value}').format(
+              remote_env=REMOTE_ENV, value=root / CONFIG_FILE)
         )
     return remote
 
@@ -50,7 +52,7 @@ def cache_push(
     cache = Cache(cache_dir)
     chosen = list(cache.keys()) if all_keys else list(_selection(paths, keys))
     if not chosen and not all_keys:
-        raise UsageError("nothing to push: name stories, lock files or folders, or --key KEY, or --all")
+        raise UsageError(_("nothing to push: name stories, lock files or folders, or --key KEY, or --all"))
     spec = project_remote(remote, paths)
     return push_keys(cache, spec.url, chosen, progress, options=spec.options)
 
@@ -66,7 +68,7 @@ def cache_pull(
     """Pull what the lock files of `paths` record (each verified against its recorded hash), plus `keys`."""
     chosen = _selection(paths, keys)
     if not chosen:
-        raise UsageError("nothing to pull: name stories, lock files or folders, or --key KEY")
+        raise UsageError(_("nothing to pull: name stories, lock files or folders, or --key KEY"))
     spec = project_remote(remote, paths)
     return pull_keys(Cache(cache_dir), spec.url, list(chosen), progress,
                      expected={k: v for k, v in chosen.items() if v}, options=spec.options)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kolorsc.build import lockfile
 from kolorsc.errors import UsageError
+from kolorsc.i18n import _
 
 
 def lock_files(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
@@ -28,9 +29,9 @@ def lock_files(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
         elif lockfile.lock_path(p).is_file():
             out.append((lockfile.lock_path(p), False))
         elif p.exists():
-            raise UsageError(f"{p}: no lock file {lockfile.lock_path(p).name} (build the story first)")
+            raise UsageError(_("{p}: no lock file {name} (build the story first)").format(p=p, name=lockfile.lock_path(p).name))
         else:
-            raise UsageError(f"{p}: no such file or folder")
+            raise UsageError(_("{p}: no such file or folder").format(p=p))
     return out
 
 
@@ -42,7 +43,7 @@ def keys_from_locks(paths: Sequence[Path]) -> dict[str, str]:
         if lock is None:
             if found:
                 continue
-            raise UsageError(f"{path}: not a readable kolorsc lock file")
+            raise UsageError(_("{path}: not a readable kolorsc lock file").format(path=path))
         for entry in lock.nodes.values():
             if entry.output:
                 keys[entry.key] = entry.output

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kolorsc.errors import BuildError, UsageError
+from kolorsc.i18n import _
 
 # One ranged GET per read. Large reads: few round trips (an S3 request costs ~ms; moto, the
 # test server, even copies the whole object per range), memory bounded per transfer.
@@ -86,7 +87,7 @@ def _filesystem(url: str, options: dict):
     try:
         import fsspec
     except ImportError:
-        raise UsageError("remote caches need fsspec: pip install 'kolorsc[remote]'") from None
+        raise UsageError(_("remote caches need fsspec: pip install 'kolorsc[remote]'")) from None
     protocol = url.split("://", 1)[0] if "://" in url else "file"
     options = dict(options)
     if protocol == "oss":  # ossfs takes its keys as arguments only; read Aliyun's usual variables
@@ -97,9 +98,10 @@ def _filesystem(url: str, options: dict):
         return fsspec.core.url_to_fs(url, **options)
     except ImportError:
         package = BACKEND_PACKAGES.get(protocol, f"the fsspec backend for {protocol}://")
-        raise UsageError(f"{protocol}:// remotes need {package}: pip install 'kolorsc[remote]'") from None
+        raise UsageError(_("{protocol}:// remotes need {package}: pip install 'kolorsc[remote]'").format(
+                           protocol=protocol, package=package)) from None
     except ValueError as exc:  # unknown protocol, bad URL
-        raise UsageError(f"cannot open remote {url}: {exc}") from None
+        raise UsageError(_("cannot open remote {url}: {problem}").format(url=url, problem=exc)) from None
 
 
 class Remote:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kolorsc.cache import Cache
+from kolorsc.i18n import _
 from kolorsc.remote.store import Remote, RemoteCorrupt, RemoteEntry, is_digest
 
 Progress = Callable[[int, int, str], None]
@@ -87,7 +88,7 @@ def _run(direction: str, remote: Remote, keys: Iterable[str], one, progress: Pro
     todo = list(dict.fromkeys(keys))  # unique, in order
     start = time.perf_counter()
     for key in [k for k in todo if not is_digest(k)]:
-        report.add(key, REFUSED, "not a cache key (64 hex digits)")
+        report.add(key, REFUSED, _("not a cache key (64 hex digits)"))
     todo = [k for k in todo if is_digest(k)]
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"kolorsc-{direction}")
     try:

@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from kolorsc.cache import Cache
 from kolorsc.engines.base import Engine
 from kolorsc.errors import SpecError, UsageError
+from kolorsc.i18n import _
 from kolorsc.prompts import Panel
 from kolorsc.review import git, keys
 from kolorsc.review.compare import Change, lora_view, panel_changes, story_changes
@@ -206,12 +207,13 @@ def _revision(root: Path, cwd: Path, args: list[str]) -> tuple[str, str, list[st
         commit = git.resolve_commit(root, args[0])
         if commit is not None:
             if (cwd / args[0]).exists():
-                raise UsageError(f"{args[0]!r} is both a revision and a path: write ./{args[0]} for the path, "
-                                 f"or {args[0]}^{{commit}} for the revision")
+                raise UsageError(_("{args} is both a revision and a path: write ./{args2} for the path, or "
+                                   "{args3}^{{commit}} for the revision").format(
+                                   args=repr(args[0]), args2=args[0], args3=args[0]))
             return args[0], commit, args[1:]
     commit = git.resolve_commit(root, "HEAD")
     if commit is None:
-        raise UsageError("HEAD names no commit yet: commit the collection once, or name a revision")
+        raise UsageError(_("HEAD names no commit yet: commit the collection once, or name a revision"))
     return "HEAD", commit, args
 
 
@@ -225,10 +227,10 @@ def _prefixes(root: Path, cwd: Path, paths: list[str], old_files: dict[str, str]
         try:
             rel = full.relative_to(root).as_posix()
         except ValueError:
-            raise UsageError(f"{p}: outside the repository {root}") from None
+            raise UsageError(_("{p}: outside the repository {root}").format(p=p, root=root)) from None
         rel = "" if rel == "." else rel
         if not full.exists() and rel not in old_files and not any(f.startswith(rel + "/") for f in old_files):
-            raise UsageError(f"{p}: neither a revision nor a path in the working tree or at the revision")
+            raise UsageError(_("{p}: neither a revision nor a path in the working tree or at the revision").format(p=p))
         out.append(rel)
     return out
 
@@ -403,7 +405,7 @@ def _story_diff(old: _Loaded | None, new: _Loaded | None, ctx: _Context) -> Stor
         out.status = INVALID
         for s in invalid:
             where = "at " + s.side.label if s.side.label != "working tree" else "in the working tree"
-            out.notes.append(f"{s.path} is not a valid story {where}")
+            out.notes.append(_("{path} is not a valid story {where}").format(path=s.path, where=where))
             out.diagnostics += s.diagnostics
         return out
     out.engine = _engine_name(old, new, ctx)
@@ -452,9 +454,9 @@ def _side_keys(side: _Loaded, out: StoryDiff, ctx: _Context, reuse_lora_of: _Loa
     except KeysUnavailable as exc:
         recorded = keys.lock_render_keys(keys.story_lock_path(side.file), ctx.cache)
         if recorded is not None and recorded[0] == out.engine:
-            out.notes.append(f"{where}: render keys taken from its lock file: {exc}")
+            out.notes.append(_("{where}: render keys taken from its lock file: {problem}").format(where=where, problem=exc))
             return _unbuilt(side, recorded[1], out, where)
-        out.notes.append(f"{where}: render keys unknown: {exc}")
+        out.notes.append(_("{where}: render keys unknown: {problem}").format(where=where, problem=exc))
         return None
     _check_engine_identity(side, out, ctx, computed, where)
     return computed
@@ -473,8 +475,9 @@ def _unbuilt(side: _Loaded, recorded: dict, out: StoryDiff, where: str) -> dict:
             stale += 1
             result[ps] = RenderKey(ps[0], ps[1], "", {**(rec.inputs if rec else {}), **digests})
     if stale:
-        out.notes.append(f"{where}: {stale} render(s) changed since its lock file was written: "
-                         "keys unknown until built")
+        out.notes.append(_("{where}: {stale} render(s) changed since its lock file was written: keys unknown until "
+                           "built").format(
+                           where=where, stale=stale))
     return result
 
 
@@ -491,8 +494,9 @@ def _check_engine_identity(side: _Loaded, out: StoryDiff, ctx: _Context, compute
     mine = {digest(k.inputs.get("engine")) for k in computed.values()}
     theirs = {digest(k.inputs.get("engine")) for k in recorded[1].values()}
     if theirs and mine and not (mine & theirs):
-        out.notes.append(f"{where}: the {out.engine} engine here differs from the one its lock file was built "
-                         "with (weights, precision or version): renders may show as new for that reason")
+        out.notes.append(_("{where}: the {engine} engine here differs from the one its lock file was built with "
+                           "(weights, precision or version): renders may show as new for that reason").format(
+                           where=where, engine=out.engine))
 
 
 def _make_engine(name: str, ctx: _Context):

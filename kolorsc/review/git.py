@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from kolorsc.errors import UsageError
+from kolorsc.i18n import _
 
 _BLOB_MODES = ("100644", "100755")  # regular files; symlinks and submodules are not read
 
@@ -33,7 +34,7 @@ def _run(args: list[str], cwd: Path, stdin: bytes | None = None) -> subprocess.C
     try:
         return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, env=env, check=False)
     except FileNotFoundError:
-        raise GitError("git is not installed: kolorsc diff reads the revision with git") from None
+        raise GitError(_("git is not installed: kolorsc diff reads the revision with git")) from None
 
 
 def _out(args: list[str], cwd: Path, what: str) -> bytes:
@@ -49,8 +50,9 @@ def repo_root(cwd: Path) -> Path:
     proc = _run(["rev-parse", "--show-toplevel"], Path(cwd))
     if proc.returncode != 0 or not proc.stdout.strip():
         raise GitError(
-            f"{Path(cwd).absolute()} is not inside a git repository: kolorsc diff compares a git "
-            "revision with the working tree (run it inside the collection's repository, or `git init` one)"
+            _("{absolute} is not inside a git repository: kolorsc diff compares a git revision with "
+              "the working tree (run it inside the collection's repository, or `git init` one)").format(
+              absolute=Path(cwd).absolute())
         )
     return Path(os.fsdecode(proc.stdout.strip())).resolve()
 
@@ -94,13 +96,14 @@ def read_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
         return {}
     proc = _run(["cat-file", "--batch"], root, stdin="".join(f"{b}\n" for b in wanted).encode())
     if proc.returncode != 0:
-        raise GitError(f"cannot read the revision's files: {proc.stderr.decode('utf-8', 'replace').strip()}")
+        raise GitError(_("cannot read the revision's files: {strip}").format(
+                         strip=proc.stderr.decode('utf-8', 'replace').strip()))
     data, pos, found = proc.stdout, 0, {}
     for blob in wanted:
         end = data.index(b"\n", pos)
         header = data[pos:end].decode().split(" ")
         if len(header) != 3:  # "<id> missing"
-            raise GitError(f"blob {blob} is missing from the repository")
+            raise GitError(_("blob {blob} is missing from the repository").format(blob=blob))
         size = int(header[2])
         found[blob] = data[end + 1 : end + 1 + size]
         pos = end + 1 + size + 1  # content, then a newline

@@ -11,6 +11,7 @@ matters changed. Text changes use git's word-diff notation on prompt fragments.
 
 from __future__ import annotations
 
+from kolorsc.i18n import N_, _, ngettext
 from kolorsc.prompts import separator_for
 from kolorsc.review.compare import DELETE, INSERT, Change
 from kolorsc.review.diff import (
@@ -30,6 +31,9 @@ from kolorsc.review.diff import (
 )
 
 MARKERS = {MODIFIED: "~", ADDED: "+", REMOVED: "-", RENAMED: ">", INVALID: "!", UNCHANGED: "="}
+# how a story's status is shown (the JSON report keeps the English keys)
+STATUS_WORDS = {MODIFIED: N_("modified"), ADDED: N_("added"), REMOVED: N_("removed"), RENAMED: N_("renamed"),
+                INVALID: N_("invalid"), UNCHANGED: N_("unchanged")}
 
 
 def join_ops(marked: list[tuple[str, str]], sep: str) -> str:
@@ -64,28 +68,30 @@ def change_line(c: Change) -> str:
 
 
 def render_line(r: RenderChange) -> str:
-    short = (r.new or r.old).key[:12] or "key unknown until built"
+    short = (r.new or r.old).key[:12] or _("key unknown until built")
     if r.status == NEW:
-        where = "in the cache" if r.in_cache else "not in the cache"
-        return f"seed-{r.seed}: new render ({'; '.join(r.reasons)}), {where}  [{short}]"
-    if r.status == REUSED:
-        return f"seed-{r.seed}: same render as another panel at the revision  [{short}]"
-    if r.status == DROPPED:
-        return f"seed-{r.seed}: no longer rendered ({'; '.join(r.reasons)})  [{short}]"
-    return f"seed-{r.seed}: unchanged  [{short}]"
+        where = _("in the cache") if r.in_cache else _("not in the cache")
+        text = _("new render ({reasons}), {where}").format(reasons="; ".join(r.reasons), where=where)
+    elif r.status == REUSED:
+        text = _("same render as another panel at the revision")
+    elif r.status == DROPPED:
+        text = _("no longer rendered ({reasons})").format(reasons="; ".join(r.reasons))
+    else:
+        text = _("unchanged")
+    return f"seed-{r.seed}: {text}  [{short}]"
 
 
 def story_header(s: StoryDiff) -> str:
     path = s.new_path or s.old_path
     if s.status == RENAMED:
         path = f"{s.old_path} -> {s.new_path}"
-    tail = f"{s.status}"
+    tail = _(STATUS_WORDS.get(s.status, s.status))
     if s.status != INVALID:
         new = s.new_renders
         cached = sum(1 for r in new if r.in_cache)
-        tail += f", {len(new)} new render{'s' if len(new) != 1 else ''}"
-        tail += f" ({cached} in the cache)" if new else ""
-        tail += f", {s.engine} engine"
+        tail += ngettext(", {n} new render", ", {n} new renders", len(new)).format(n=len(new))
+        tail += _(" ({n} in the cache)").format(n=cached) if new else ""
+        tail += _(", {engine} engine").format(engine=s.engine)
     return f"{MARKERS[s.status]} {s.id}  {path}  ({tail})"
 
 
@@ -94,24 +100,28 @@ def story_lines(s: StoryDiff) -> list[str]:
     lines += [f"    {d}" for d in s.diagnostics]
     lines += [f"  {change_line(c)}" for c in s.changes]
     if s.status in (ADDED, REMOVED):
-        lines += [f"  {len(s.panels)} panels"]
+        lines += ["  " + _("{n} panels").format(n=len(s.panels))]
     else:
         for p in s.changed_panels:
-            lines.append(f"  panel {p.index:02d} {p.caption}: {', '.join(p.reasons) or 'changed'}")
+            lines.append("  " + _("panel {n} {caption}: {reasons}").format(
+                n=f"{p.index:02d}", caption=p.caption, reasons=", ".join(p.reasons) or _("changed")))
             lines += [f"      {change_line(c)}" for c in p.changes]
             lines += [f"      {render_line(r)}" for r in p.renders if r.status != SAME]
-    lines += [f"  note: {n}" for n in s.notes]
+    lines += ["  " + _("note: {note}").format(note=n) for n in s.notes]
     return lines
 
 
 def summary(report: DiffReport) -> str:
-    counts = [f"{report.count(k)} {k}" for k in (MODIFIED, ADDED, REMOVED, RENAMED, INVALID) if report.count(k)]
+    counts = [f"{report.count(k)} {_(STATUS_WORDS[k])}" for k in (MODIFIED, ADDED, REMOVED, RENAMED, INVALID)
+              if report.count(k)]
     same = report.unchanged + report.count(UNCHANGED)
-    counts.append(f"{same} unchanged")
+    counts.append(f"{same} {_(STATUS_WORDS[UNCHANGED])}")
     new = report.new_renders
     cached = sum(1 for r in new if r.in_cache)
-    return (f"{report.rev} ({report.commit[:12]}) -> working tree: {', '.join(counts)}; "
-            f"{len(new)} new render{'s' if len(new) != 1 else ''} ({cached} in the cache)")
+    renders = ngettext("{n} new render ({cached} in the cache)", "{n} new renders ({cached} in the cache)",
+                       len(new)).format(n=len(new), cached=cached)
+    return _("{rev} ({commit}) -> working tree: {counts}; {renders}").format(
+        rev=report.rev, commit=report.commit[:12], counts=", ".join(counts), renders=renders)
 
 
 def as_text(report: DiffReport) -> str:

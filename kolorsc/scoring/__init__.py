@@ -6,6 +6,7 @@ Importing this package is cheap (no torch/transformers) and registers the scorin
 """
 
 from kolorsc.scoring.coherence import Coherence, coherence
+from kolorsc.scoring.consistency import candidate_consistency, character_scores, reference_embedding
 from kolorsc.scoring.loader import Scorers, load_scorers, scorer_identity
 from kolorsc.scoring.models import AESTHETIC, CHINESE_CLIP
 from kolorsc.scoring.report import (
@@ -27,9 +28,12 @@ __all__ = [
     "Scorers",
     "TIE_MARGIN",
     "candidate_coherence",
+    "candidate_consistency",
+    "character_scores",
     "coherence",
     "gate",
     "load_scorers",
+    "reference_embedding",
     "score_images",
     "scorer_identity",
     "select_best",

@@ -4,6 +4,10 @@ The official `evaluate(folder)` averages EVERY file directly in the folder (os.l
 isfile; subfolders are ignored) and opens each with PIL: a stray README or .DS_Store makes it
 crash, and a ninth image changes the mean. kolorsc scores the same set of files, and warns
 about everything that would make the official number differ from what the author expects.
+
+Images come from anyone: each file's size is read from its header and checked against the
+pixel budget (kolorsc.images) before anything is decoded; a file over it is left out with
+a warning naming it, like a file that is not an image.
 """
 
 from __future__ import annotations
@@ -12,48 +16,46 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from kolorsc.errors import UsageError
+from kolorsc.errors import UsageError, one_line
+from kolorsc.images import MAX_PIXELS, header_problem
+from kolorsc.i18n import _
 
 EXPECTED_IMAGES = 8
 
 
 @dataclass(frozen=True)
 class FolderScan:
-    images: tuple[Path, ...]  # files PIL can open, sorted by name
+    images: tuple[Path, ...]  # files PIL can open within the pixel budget, sorted by name
     not_images: tuple[Path, ...]  # files PIL cannot open: the official script fails on them
     warnings: tuple[str, ...]
+    too_large: tuple[Path, ...] = ()  # images over the pixel budget: left out, never decoded
 
 
-def _opens_as_image(path: Path) -> bool:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return False
-
-
-def scan_folder(folder: Path) -> FolderScan:
+def scan_folder(folder: Path, max_pixels: int = MAX_PIXELS) -> FolderScan:
     folder = Path(folder)
     if not folder.is_dir():
-        raise UsageError(f"{folder}: not a folder of images")
+        raise UsageError(_("{folder}: not a folder of images").format(folder=folder))
     files = sorted(p for p in folder.iterdir() if p.is_file())
-    images = tuple(p for p in files if _opens_as_image(p))
-    not_images = tuple(p for p in files if p not in images)
+    problems = {p: header_problem(p, max_pixels) for p in files}
+    images = tuple(p for p in files if problems[p] is None)
+    too_large = tuple(p for p in files if problems[p] is not None and problems[p].too_large)
+    not_images = tuple(p for p in files if problems[p] is not None and not problems[p].too_large)
     warnings = []
+    for p in too_large:
+        warnings.append(f"{one_line(p.name)}: {problems[p]}")
     for p in not_images:
         warnings.append(
-            f"{p.name}: not an image; the challenge's script averages every file in the folder "
-            "and would fail on it: remove it from the submission folder"
+            _("{name}: not an image; the challenge's script averages every file in the folder and "
+              "would fail on it: remove it from the submission folder").format(
+              name=one_line(p.name))
         )
     if images and len(images) != EXPECTED_IMAGES:
         warnings.append(
-            f"{len(images)} images in {folder}: the challenge scores exactly the {EXPECTED_IMAGES} "
-            "submitted panels, and its script averages every file in the folder"
+            _("{n} images in {folder}: the challenge scores exactly the {expected_images} submitted "
+              "panels, and its script averages every file in the folder").format(
+              n=len(images), folder=folder, expected_images=EXPECTED_IMAGES)
         )
-    return FolderScan(images=images, not_images=not_images, warnings=tuple(warnings))
+    return FolderScan(images=images, not_images=not_images, warnings=tuple(warnings), too_large=too_large)
 
 
 def read_prompts(path: Path, images: tuple[Path, ...]) -> list[str]:
@@ -63,22 +65,23 @@ def read_prompts(path: Path, images: tuple[Path, ...]) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read prompts ({exc.strerror})") from exc
+        raise UsageError(_("{path}: cannot read prompts ({strerror})").format(path=path, strerror=exc.strerror)) from exc
     if path.suffix.lower() == ".json":
         try:
             mapping = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+            raise UsageError(_("{path}:{lineno}:{colno}: invalid JSON: {msg}").format(
+                               path=path, lineno=exc.lineno, colno=exc.colno, msg=exc.msg)) from exc
         if not isinstance(mapping, dict):
-            raise UsageError(f"{path}: expected a JSON object mapping image file names to prompts")
+            raise UsageError(_("{path}: expected a JSON object mapping image file names to prompts").format(path=path))
         absent = [p.name for p in images if p.name not in mapping]
         if absent:
-            raise UsageError(f"{path}: no prompt for {', '.join(absent)}")
+            raise UsageError(_("{path}: no prompt for {absent}").format(path=path, absent=', '.join(absent)))
         return [str(mapping[p.name]) for p in images]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) != len(images):
         raise UsageError(
-            f"{path}: {len(lines)} prompts for {len(images)} images "
-            "(one non-empty line per image, in file-name order)"
+            _("{path}: {n} prompts for {n2} images (one non-empty line per image, in file-name order)").format(
+              path=path, n=len(lines), n2=len(images))
         )
     return lines

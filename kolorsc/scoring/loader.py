@@ -11,8 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from kolorsc import optional
+from kolorsc.errors import ModelFileError
 from kolorsc.models import missing_files, require
 from kolorsc.scoring.models import AESTHETIC, CHINESE_CLIP
+
+SCORING_PACKAGES = ("torch", "transformers", "aesthetics_predictor")
 
 ALIGNMENT_MISSING_NOTE = (
     "alignment not computed: Chinese-CLIP is not in the models directory "
@@ -53,16 +57,33 @@ def scorer_identity(models_dir: Path) -> dict:
     return {"aesthetic": aesthetic.scorer_identity(AESTHETIC.folder(root)), "alignment": aligned}
 
 
-def load_scorers(models_dir: Path, device: str | None = None) -> Scorers:
-    """Load the aesthetic predictor (required) and Chinese-CLIP (when present) on one device."""
+def load_scorers(models_dir: Path, device: str | None = None, purpose: str = "scoring") -> Scorers:
+    """Load the aesthetic predictor (required) and Chinese-CLIP (when present) on one device.
+
+    Raises, never a traceback: ModelMissingError (files absent: `kolorsc models pull`),
+    MissingPackageError (the models extra is not installed), ModelFileError (the files are
+    there but do not load: damaged, or not the model)."""
+    folder = require(AESTHETIC.name, Path(models_dir))
+    optional.require(*SCORING_PACKAGES, purpose=purpose)
     from kolorsc.scoring.aesthetic import AestheticScorer, pick_device
 
-    folder = require(AESTHETIC.name, Path(models_dir))
     device = pick_device(device)
-    aesthetic = AestheticScorer(folder, device=device)
+    aesthetic = _load(AestheticScorer, AESTHETIC.name, folder, device)
     alignment = None
     if not missing_files(CHINESE_CLIP, Path(models_dir)):
         from kolorsc.scoring.alignment import AlignmentScorer
 
-        alignment = AlignmentScorer(CHINESE_CLIP.folder(Path(models_dir)), device=device)
+        alignment = _load(AlignmentScorer, CHINESE_CLIP.name, CHINESE_CLIP.folder(Path(models_dir)), device)
     return Scorers(aesthetic=aesthetic, alignment=alignment, device=device)
+
+
+def _load(cls, name: str, folder: Path, device: str):
+    try:
+        return cls(folder, device=device)
+    except Exception as exc:  # noqa: BLE001 - transformers/torch raise many kinds for bad files
+        text = " ".join(str(exc).split())
+        raise ModelFileError(
+            f"the {name} model in {folder} cannot be loaded on {device}: {type(exc).__name__}: "
+            f"{text[:300]}{'...' if len(text) > 300 else ''}. Check it with `kolorsc models verify {name}`; "
+            f"if a file is damaged, delete it and run `kolorsc models pull {name}`"
+        ) from None

@@ -48,8 +48,9 @@ class ScoreReport:
     def alignments(self) -> list[float | None]:
         return [s.alignment for s in self.images]
 
-    def to_scores(self, threshold: float = 6.0) -> Scores:
-        """The build's Scores record (kolorsc.results) for this report."""
+    def to_scores(self, threshold: float = 6.0, characters: tuple = ()) -> Scores:
+        """The build's Scores record (kolorsc.results) for this report; `characters`: the
+        per-character consistency (scoring.consistency.character_scores)."""
         return Scores(
             aesthetic_mean=self.aesthetic_mean,
             threshold=threshold,
@@ -57,6 +58,7 @@ class ScoreReport:
             coherence_min=self.coherence.min,
             outlier_panel=self.coherence.outlier_panel,
             alignment_mean=self.alignment_mean,
+            characters=tuple(characters),
             scorer=self.scorer,
             note=self.note,
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kolorsc.errors import Diagnostic, SpecError
+from kolorsc.i18n import _, ngettext
 
 STORY_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = {"styles", "build", "node_modules", "__pycache__"}
@@ -27,7 +28,7 @@ class FileReport:
 
     @property
     def ok(self) -> bool:
-        return not self.diagnostics
+        return not any(d.is_error for d in self.diagnostics)
 
 
 @dataclass(frozen=True)
@@ -44,19 +45,38 @@ class CheckReport:
 
     @property
     def problems(self) -> int:
-        return sum(len(f.diagnostics) for f in self.files)
+        return sum(1 for d in self.diagnostics if d.is_error)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for d in self.diagnostics if not d.is_error)
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
         return [d for f in self.files for d in (*f.diagnostics, *f.warnings)]
 
+    def to_json(self) -> dict:
+        """`kolorsc check --json`: every file with its status, every diagnostic in the one shape."""
+        from kolorsc.spec.jsonout import diagnostic_json, relative
+
+        warned = sum(len(f.warnings) for f in self.files)
+        return {
+            "ok": self.ok,
+            "files": [{"file": relative(f.path), "kind": f.kind, "ok": f.ok} for f in self.files],
+            "diagnostics": [diagnostic_json(d) for d in self.diagnostics],
+            "counts": {"files": len(self.files), "invalid": self.invalid, "problems": self.problems,
+                       "warnings": warned},
+        }
+
     def summary(self) -> str:
         n = len(self.files)
-        files = "file" if n == 1 else "files"
-        problems = "problem" if self.problems == 1 else "problems"
-        warned = sum(len(f.warnings) for f in self.files)
-        warnings = f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""
-        return f"{n} {files} checked, {self.invalid} invalid, {self.problems} {problems}{warnings}"
+        warned = self.warnings
+        text = (ngettext("{n} file checked", "{n} files checked", n).format(n=n)
+                + _(", {n} invalid").format(n=self.invalid)
+                + ngettext(", {n} problem", ", {n} problems", self.problems).format(n=self.problems))
+        if warned:
+            text += ngettext(", {n} warning", ", {n} warnings", warned).format(n=warned)
+        return text
 
 
 def _hidden(part: str) -> bool:
@@ -94,12 +114,14 @@ def is_style_file(path: Path) -> bool:
     return Path(path).absolute().parent.name == "styles"
 
 
-def check_file(path: Path, inputs: bool = False) -> FileReport:
+def check_file(path: Path, inputs: bool = True) -> FileReport:
     """Load (and for stories, compile) one file; every problem becomes a diagnostic. With
-    `inputs`, the local files its style names must exist too (kolorsc/spec/inputs.py)."""
+    `inputs` (the default), the local files its style names must exist too
+    (kolorsc/spec/inputs.py): a build with the real engine would certainly fail without them."""
     from kolorsc.spec.inputs import input_problems
     from kolorsc.spec.loader import load_story, load_style
     from kolorsc.spec.templates import render_scenes
+    from kolorsc.spec.tokens import truncation_warnings
 
     path = Path(path)
     kind = "style" if is_style_file(path) else "story"
@@ -114,8 +136,38 @@ def check_file(path: Path, inputs: bool = False) -> FileReport:
     except SpecError as exc:
         return FileReport(path, kind, tuple(exc.diagnostics))
     problems = input_problems(style, path) if inputs else []
-    warnings = _tofu(path, story, rendered) if rendered is not None else []
+    warnings = _lint_warnings(path) + ([*truncation_warnings(story, rendered), *_tofu(path, story, rendered),
+                                        *_placeholder_team(path, story)] if rendered is not None else [])
     return FileReport(path, kind, tuple(problems), warnings=tuple(warnings))
+
+
+def placeholder_team_problem(story) -> Diagnostic | None:
+    """`team: my-team` is what `kolorsc init` writes: the bundle would carry it as the team's name."""
+    from kolorsc.errors import WARNING
+    from kolorsc.spec.scaffold import DEFAULT_TEAM
+
+    if story.team != DEFAULT_TEAM:
+        return None
+    loc = story.locs.get("team")
+    return Diagnostic(loc.file if loc else str(story.path), loc.line if loc else None, loc.col if loc else None,
+                      "team", _("the team is still the placeholder \"{team}\": the bundle would be named "
+                                "{bundle}.zip").format(team=DEFAULT_TEAM, bundle=story.bundle_name),
+                      _("set team: to your team's registered name before a real build"),
+                      WARNING)
+
+
+def _placeholder_team(path: Path, story) -> list[Diagnostic]:
+    problem = placeholder_team_problem(story)
+    return [problem] if problem else []
+
+
+def _lint_warnings(path: Path) -> list[Diagnostic]:
+    """Full-width quotes that end up in the text (kolorsc/spec/yamlhelp.py): worth a look, not wrong."""
+    from kolorsc.errors import WARNING
+    from kolorsc.spec.yamlhelp import lint
+    from kolorsc.spec.yamlsource import read_source
+
+    return [d for d in lint(read_source(path, str(path))) if d.severity == WARNING]
 
 
 def _tofu(path: Path, story, rendered) -> list[Diagnostic]:
@@ -131,15 +183,22 @@ def _tofu(path: Path, story, rendered) -> list[Diagnostic]:
     return tofu_warnings(str(path), path.read_text(encoding="utf-8"), fields)
 
 
-def check_paths(paths: Sequence[Path], inputs: bool = False) -> CheckReport:
-    """Check every story (and named style) under `paths`. An empty collection is a problem
-    too: `kolorsc check stories/` on a folder without stories should not pass silently."""
+def check_paths(paths: Sequence[Path], inputs: bool = True) -> CheckReport:
+    """Check every story (and named style) under `paths`, and that no two stories of a
+    collection share an id (kolorsc/spec/ids.py). An empty collection is a problem too:
+    `kolorsc check stories/` on a folder without stories should not pass silently.
+    `inputs=False` skips the local-file checks (`kolorsc check --no-inputs`)."""
+    from kolorsc.spec.ids import same_id_problems
+
     files = iter_story_files(paths)
     reports = [check_file(p, inputs) for p in files]
+    clashes = same_id_problems(files, is_style_file)
+    reports = [FileReport(r.path, r.kind, r.diagnostics + tuple(clashes[r.path]), r.warnings) if r.path in clashes
+               else r for r in reports]
     for given in paths:
         given = Path(given)
         if given.is_dir() and not any(_under(p, given) for p in files):
-            reports.append(FileReport(given, "story", (Diagnostic(str(given), None, None, "", "no story files (*.yaml) here"),)))
+            reports.append(FileReport(given, "story", (Diagnostic(str(given), None, None, "", _("no story files (*.yaml) here")),)))
     return CheckReport(tuple(reports))
 
 

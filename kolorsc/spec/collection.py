@@ -24,6 +24,7 @@ from pathlib import Path
 from kolorsc import __version__
 from kolorsc.atomic import atomic_write_text
 from kolorsc.errors import UsageError
+from kolorsc.i18n import _
 from kolorsc.spec.scaffold import DEFAULT_STYLE, SLUG, init_story
 
 # Where collections install kolorsc from (pre-commit hook and CI). One constant to change
@@ -167,11 +168,11 @@ def init_collection(
 ) -> list[Path]:
     """Create the collection folder `parent/name`; returns the files written."""
     if not SLUG.match(name):
-        raise UsageError(f"collection name {json.dumps(name, ensure_ascii=False)} must be a slug: "
-                         "lowercase letters, digits and single hyphens")
+        raise UsageError(_("collection name {name} must be a slug: lowercase letters, digits and single hyphens").format(
+            name=json.dumps(name, ensure_ascii=False)))
     target = Path(parent or Path.cwd()) / name
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise UsageError(f"{target} already exists and is not empty; refusing to write into it")
+        raise UsageError(_("{path} already exists and is not empty; refusing to write into it").format(path=target))
     (target / "styles").mkdir(parents=True, exist_ok=True)  # the project-root marker, first
     written = _schemas(target)
     written += init_story(story, target / "stories", style=style, team=team)

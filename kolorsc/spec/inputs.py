@@ -16,12 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from kolorsc.errors import Diagnostic
+from kolorsc.i18n import N_, _
 from kolorsc.spec.loader import display_name
 from kolorsc.spec.model import DATASET_IMAGE_SUFFIXES, Style
 from kolorsc.spec.yamlsource import read_source
 
-LORA_HINT = "put the file there, reuse a LoRA published on ModelScope (lora.modelscope), or train one (lora.train)"
-DATASET_HINT = ("add the images there (x.jpg with a caption in x.txt), or use source: modelscope (a dataset id) "
+LORA_HINT = N_("put the file there, reuse a LoRA published on ModelScope (lora.modelscope), or train one (lora.train)")
+DATASET_HINT = N_("add the images there (x.jpg with a caption in x.txt), or use source: modelscope (a dataset id) "
                 "or source: generate (rendered by the base model)")
 
 
@@ -33,15 +34,17 @@ def input_problems(style: Style, story_file: Path | None = None) -> list[Diagnos
         return []
     missing = []
     if lora.path is not None and not Path(lora.path).is_file():
-        missing.append((("lora", "path"), f"the LoRA file {display_name(lora.path)} does not exist", LORA_HINT))
+        missing.append((("lora", "path"), _("the LoRA file {file} does not exist").format(file=display_name(lora.path)),
+                        _(LORA_HINT)))
     dataset = lora.dataset
     if dataset is not None and dataset.source == "local" and dataset.path is not None:
         folder = Path(dataset.path)
         if not folder.is_dir():
-            missing.append((("lora", "dataset", "path"), f"the dataset folder {display_name(folder)} does not exist", DATASET_HINT))
+            missing.append((("lora", "dataset", "path"), _("the dataset folder {folder} does not exist").format(
+                folder=display_name(folder)), _(DATASET_HINT)))
         elif not any(p.suffix.lower() in DATASET_IMAGE_SUFFIXES and p.is_file() for p in folder.rglob("*")):
-            missing.append((("lora", "dataset", "path"), (f"the dataset folder {display_name(folder)} holds no images "
-                            f"({' '.join(DATASET_IMAGE_SUFFIXES)})"), DATASET_HINT))
+            missing.append((("lora", "dataset", "path"), _("the dataset folder {folder} holds no images ({suffixes})").format(
+                folder=display_name(folder), suffixes=" ".join(DATASET_IMAGE_SUFFIXES)), _(DATASET_HINT)))
     if not missing:
         return []
     if style.source is not None:

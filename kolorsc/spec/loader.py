@@ -12,11 +12,14 @@ must stay inside the project root (after resolving symlinks).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from pathlib import Path
 
 from kolorsc.errors import Diagnostic, SpecError
+from kolorsc.i18n import _, language
+from kolorsc.spec.consistency import Parsed, read_consistency
 from kolorsc.spec.model import (
     BASE_MODEL,
     Character,
@@ -33,7 +36,8 @@ from kolorsc.spec.model import (
     Training,
 )
 from kolorsc.spec.validate import describe, validate
-from kolorsc.spec.yamlsource import Source, SourceError, quote, read_source
+from kolorsc.spec.yamlhelp import lint, merge
+from kolorsc.spec.yamlsource import Source, SourceError, format_path, quote, read_source
 
 ROOT_MARKERS = ("styles", ".git", "kolorsc.toml")
 STYLES_DIR = "styles"
@@ -66,15 +70,19 @@ def load_story(path: Path, *, name: str | None = None) -> Story:
     path = Path(path)
     name = name if name is not None else str(path)
     src = _read(path, name)
-    diags = validate(src, "story")
     root = find_project_root(path)
+    diags = _suggest_style(merge(lint(src), validate(src, "story")), src, root)
     style = None
     if not _touches(diags, ("style",)):
         style, style_diags = _story_style(src, path, root)
         diags += style_diags
+    consistency = None
+    if not any(_touches(diags, (part,)) for part in ("characters", "consistency", "scenes", "defaults")):
+        consistency, consistency_diags = read_consistency(src, path, root, _inside)
+        diags += consistency_diags
     if diags:
         raise SpecError(diags)
-    return _story(src, path.absolute(), root, style)
+    return _story(src, path.absolute(), root, style, consistency)
 
 
 def load_style(path: Path, *, name: str | None = None, root: Path | None = None) -> Style:
@@ -98,8 +106,21 @@ def _read(path: Path, name: str) -> Source:
     except SourceError as exc:
         raise SpecError([exc.diagnostic]) from None
     if not isinstance(src.data, dict):
-        raise SpecError([src.diag((), f"expected a mapping of fields at the top, got {describe(src.data)}")])
+        raise SpecError([src.diag((), _("expected a mapping of fields at the top, got {value}").format(value=describe(src.data)))])
     return src
+
+
+def _suggest_style(diags: list[Diagnostic], src: Source, root: Path) -> list[Diagnostic]:
+    """`style: 水墨` is not a slug, but it is the display name of ink-wash: say so."""
+    value = src.data.get("style")
+    if not isinstance(value, str) or not any(d.path == "style" for d in diags):
+        return diags
+    from kolorsc.spec.suggest import style_hint, suggest_style
+
+    meant = suggest_style(value, root / STYLES_DIR)
+    if meant is None:
+        return diags
+    return [dataclasses.replace(d, hint=style_hint(*meant)) if d.path == "style" else d for d in diags]
 
 
 def _touches(diags: list[Diagnostic], prefix: tuple) -> bool:
@@ -118,22 +139,25 @@ def _story_style(src: Source, story_path: Path, root: Path) -> tuple[Style | Non
     if not style_path.is_file() and (styles / f"{value}.yml").is_file():
         style_path = styles / f"{value}.yml"
     if not style_path.is_file():
+        from kolorsc.spec.suggest import style_hint, suggest_style
+
         known = sorted(p.stem for p in styles.glob("*.y*ml")) if styles.is_dir() else []
-        close = difflib.get_close_matches(value, known, n=1)
-        if close:
-            hint = f"did you mean \"{close[0]}\"?"
+        meant = suggest_style(value, styles)  # by display name too: `style: 水墨` -> ink-wash (水墨)
+        if meant:
+            hint = style_hint(*meant)
         elif known:
-            hint = "styles here: " + ", ".join(known)
+            hint = _("styles here: {names}").format(names=", ".join(known))
         else:
-            hint = f"no styles/ folder in the project root {root}"
-        return None, [src.diag(("style",), f"unknown style {quote(value)}: no {display_name(style_path)}", hint)]
+            hint = _("no styles/ folder in the project root {root}").format(root=root)
+        return None, [src.diag(("style",), _("unknown style {name}: no {file}").format(
+            name=quote(value), file=display_name(style_path)), hint)]
     if _inside(str(style_path), root / "x", root) is None:  # styles/x.yaml links out of the project
-        return None, [src.diag(("style",), f"{display_name(style_path)} leaves the project folder",
-                               f"keep style files inside the project root {root}")]
+        return None, [src.diag(("style",), _("{file} leaves the project folder").format(file=display_name(style_path)),
+                               _("keep style files inside the project root {root}").format(root=root))]
     try:
         return _cached_style(style_path, display_name(style_path), root), []
     except SpecError as exc:
-        return None, [*exc.diagnostics, src.diag(("style",), f"style {quote(value)} is invalid (see above)")]
+        return None, [*exc.diagnostics, src.diag(("style",), _("style {name} is invalid (see above)").format(name=quote(value)))]
 
 
 _STYLE_CACHE: dict = {}
@@ -143,7 +167,7 @@ def _cached_style(path: Path, name: str, root: Path) -> Style:
     """load_style, remembered while the file is unchanged: a collection of 200 stories
     shares a handful of styles. Styles are frozen dataclasses, safe to share."""
     st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, name, str(root))
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, name, str(root), language())  # messages are translated
     hit = _STYLE_CACHE.get(key)
     if isinstance(hit, SpecError):
         raise SpecError(hit.diagnostics)
@@ -164,7 +188,7 @@ def _style_from_source(src: Source, path: Path, root: Path, inline_id: str | Non
     """(Style, []) or (None, diagnostics). `inline_id` is set for a style written inside a
     story: the story schema validated it already, and it gets that id unless it has one."""
     if inline_id is None:
-        diags = validate(src, "style")
+        diags = merge(lint(src), validate(src, "style"))
         if diags:
             return None, diags
     diags = []
@@ -176,8 +200,9 @@ def _style_from_source(src: Source, path: Path, root: Path, inline_id: str | Non
         if style_id is None:
             style_id = stem
         elif style_id != stem:
-            diags.append(diag(("id",), f"style id {quote(style_id)} does not match the file name {path.name}",
-                              f"rename the file to {style_id}.yaml or set id: {stem}"))
+            diags.append(diag(("id",), _("style id {id} does not match the file name {file}").format(
+                id=quote(style_id), file=path.name),
+                _("rename the file to {id}.yaml or set id: {stem}").format(id=style_id, stem=stem)))
     else:
         style_id = style_id or inline_id
     lora = None
@@ -195,6 +220,7 @@ def _style_from_source(src: Source, path: Path, root: Path, inline_id: str | Non
         lora=lora,
         source=None if inline_id is not None else path.absolute(),
         description=data.get("description", ""),
+        locs={format_path(p): Loc(src.name, line, col) for p, (line, col) in src.positions.items() if p},
     )
     return style, []
 
@@ -214,8 +240,8 @@ def _lora(data: dict, path: Path, root: Path, diag) -> tuple[Lora | None, list[D
     if "path" in data:
         lora_path = _inside(data["path"], path, root)
         if lora_path is None:
-            diags.append(diag(("lora", "path"), f"path {quote(data['path'])} leaves the project folder",
-                              f"keep LoRA files inside the project root {root}"))
+            diags.append(diag(("lora", "path"), _("path {path} leaves the project folder").format(path=quote(data["path"])),
+                              _("keep LoRA files inside the project root {root}").format(root=root)))
     training = dataset = None
     if "train" in data:
         t = dict(data["train"])
@@ -231,13 +257,14 @@ def _lora(data: dict, path: Path, root: Path, diag) -> tuple[Lora | None, list[D
         if "path" in d:
             ds_path = _inside(d["path"], path, root)
             if ds_path is None:
-                diags.append(diag(("lora", "dataset", "path"), f"path {quote(d['path'])} leaves the project folder",
-                                  f"keep datasets inside the project root {root}"))
+                diags.append(diag(("lora", "dataset", "path"), _("path {path} leaves the project folder").format(
+                    path=quote(d["path"])), _("keep datasets inside the project root {root}").format(root=root)))
         if d.get("caption") == "template" and "caption_text" in d:
             from kolorsc.spec.templates import caption_template_problems
 
             for message, _line, hint in caption_template_problems(d["caption_text"]):
                 diags.append(diag(("lora", "dataset", "caption_text"), message, hint))
+        diags += _unsupported_ops(d.get("filters", ()), diag)
         filters = tuple(
             DataFilter(op=f["op"], args={k: v for k, v in f.items() if k != "op"}) for f in d.get("filters", ())
         )
@@ -260,6 +287,33 @@ def _lora(data: dict, path: Path, root: Path, diag) -> tuple[Lora | None, list[D
                 file=data.get("file"), revision=data.get("revision"), training=training, dataset=dataset), []
 
 
+def _unsupported_ops(filters, diag) -> list[Diagnostic]:
+    """Operators kolorsc does not run would fail the build's dataset stage: refuse them here."""
+    from kolorsc.spec.operators import SUPPORTED_OPS
+
+    out = []
+    for i, f in enumerate(filters):
+        if f["op"] not in SUPPORTED_OPS:
+            close = _closest_op(f["op"], SUPPORTED_OPS)
+            hint = (_("did you mean {name}?").format(name=quote(close)) if close
+                    else _("kolorsc runs {names}").format(names=", ".join(sorted(SUPPORTED_OPS))))
+            out.append(diag(("lora", "dataset", "filters", i, "op"),
+                            _("unsupported Data-Juicer operator {name}").format(name=quote(f["op"])), hint))
+    return out
+
+
+def _closest_op(op: str, known) -> str | None:
+    """Operator names are words joined by _: the one sharing most words (then most letters)."""
+    words = set(op.split("_"))
+
+    def score(name: str) -> tuple[float, float]:
+        theirs = set(name.split("_"))
+        return len(words & theirs) / len(words | theirs), difflib.SequenceMatcher(None, op, name).ratio()
+
+    best = max(known, key=score)
+    return best if score(best)[0] >= 0.5 else None
+
+
 def _generate(d: dict) -> Generate:
     g = dict(d.get("generate", {}))
     if "prompts" in g:
@@ -273,7 +327,7 @@ def _size(value) -> tuple[int, int] | None:
     return None if value is None else (int(value[0]), int(value[1]))
 
 
-def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
+def _story(src: Source, path: Path, root: Path, style: Style, consistency: Parsed) -> Story:
     data = src.data
     d = data.get("defaults", {})
     refine = None
@@ -294,7 +348,8 @@ def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
         if isinstance(value, str):
             characters[key] = Character(key=key, look=value)
         else:
-            characters[key] = Character(key=key, look=value["look"], name=value.get("name"))
+            characters[key] = Character(key=key, look=value["look"], name=value.get("name"),
+                                        reference=consistency.references.get(key))
     scenes = []
     for i, s in enumerate(data["scenes"]):
         line, col = src.pos(("scenes", i))
@@ -318,6 +373,7 @@ def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
                 size=_size(s.get("size")),
                 candidates=s.get("candidates"),
                 negative_loc=neg_loc,
+                consistency=consistency.scenes[i],
             )
         )
     return Story(
@@ -333,4 +389,6 @@ def _story(src: Source, path: Path, root: Path, style: Style) -> Story:
         version=data["kolorsc"],
         description=data.get("description", ""),
         threshold=float(data.get("threshold", 6.0)),
+        consistency=consistency.consistency,
+        locs={format_path(p): Loc(src.name, line, col) for p, (line, col) in src.positions.items() if p},
     )

@@ -26,11 +26,65 @@ class Loc:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+DEFAULT_SHEET_POSE = "单人，上半身，正面，中性表情，纯白背景"  # a square portrait: the encoder crops to a centred square
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A character's reference picture: a file in the project, or a character sheet kolorsc
+    renders (`reference: generate`) from the look, the style and a neutral pose."""
+
+    path: Path | None = None  # the picture (resolved, inside the project); None when generated
+    generate: bool = False
+    pose: str | None = None  # generate: this character's pose, else Consistency.sheet_pose
+    seed: int | None = None  # generate: the sheet's seed, else derived from the key (kolorsc.consistency)
+
+
 @dataclass(frozen=True)
 class Character:
     key: str  # the name templates use: {{ girl }}
     look: str  # what {{ girl }} renders to
     name: str | None = None  # display name, optional
+    reference: Reference | None = None
+
+
+@dataclass(frozen=True)
+class IpAdapter:
+    """Kolors-IP-Adapter-Plus settings: `scale` for every reference, `characters` per key."""
+
+    scale: float = 0.5  # Kwai's sample_ipadapter_plus.py renders at 0.5
+    characters: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SharedAttention:
+    """StoryDiffusion-style shared self-attention (defaults and reasons: kolorsc/spec/README.md)."""
+
+    identity: int | tuple[int, ...] = 2  # a count (the first N sharing scenes) or scene numbers 1..8
+    group: int = 8  # images per batch, identity panels included: a whole story
+    rate: float = 0.5  # fraction of each identity panel's tokens attended to
+    layers: str = "up"  # "up", "up+mid" or "all"
+    from_step: int = 1  # first denoising step that shares (0-based)
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Story-level `consistency:`; None fields are off (the default)."""
+
+    ip_adapter: IpAdapter | None = None
+    shared_attention: SharedAttention | None = None
+    sheet_pose: str = DEFAULT_SHEET_POSE
+
+
+@dataclass(frozen=True)
+class SceneConsistency:
+    """A scene's `consistency:` over the story's. None everywhere: inherit."""
+
+    ip_adapter: bool | None = None  # False: off for this scene; True: on (story's settings)
+    ip_scale: float | None = None
+    ip_characters: dict[str, float] = field(default_factory=dict)
+    shared_attention: bool | None = None  # False: this scene renders on its own
+    shared_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +125,7 @@ class Scene:
     size: tuple[int, int] | None = None
     candidates: int | None = None
     negative_loc: Loc | None = None  # where the negative template starts, when the scene has one
+    consistency: SceneConsistency | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +209,8 @@ class Style:
     lora: Lora | None = None
     source: Path | None = None  # styles/<id>.yaml, None when inline
     description: str = ""
+    # where each field is written: "lora.scale" -> Loc (in the style file, or the story for an inline style)
+    locs: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -170,6 +227,9 @@ class Story:
     version: int = 1
     description: str = ""
     threshold: float = 6.0  # aesthetic gate of the challenge
+    consistency: Consistency = field(default_factory=Consistency)
+    # where each field is written: "scenes[2].seed" -> Loc (plan names the line of a change)
+    locs: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def bundle_name(self) -> str:

@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import tempfile
 from pathlib import Path
 
 from kolorsc.errors import UsageError
-from kolorsc.spec.loader import STYLES_DIR, find_project_root
+from kolorsc.i18n import _
+from kolorsc.spec.loader import STYLES_DIR, display_name, find_project_root
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 DEFAULT_STYLE = "anime"
+DEFAULT_TEAM = "my-team"  # a placeholder: check warns, bundle verify refuses it (kolorsc.emit.bundlename)
 
 # The challenge baseline (same values as styles/anime.yaml of the kolorsc repository).
 _ANIME_STYLE = """\
@@ -52,12 +55,14 @@ lora:
         any_or_all: any
 """
 
-# Any other style name: a LoRA trained on a local folder of captioned images.
-_LOCAL_STYLE = """\
+# Any other style name: a LoRA distilled from the base model rendering the style's trigger
+# (dataset.source: generate), so the new style passes `kolorsc check` and builds from a fresh
+# clone without an image collection; the comment says how to train on one's own images.
+_NEW_STYLE = """\
 {schema_line}kolorsc: 1
 id: {style}
 name: {style}
-description: Describe the style here. Put training images in data/{style}/ with a .txt caption beside each.
+description: Describe the style here.
 trigger: {style}
 negative: 低分辨率，低质量，文字，水印，变形
 lora:
@@ -68,9 +73,10 @@ lora:
     epochs: 1
     steps_per_epoch: 500
   dataset:
-    source: local
-    path: ../data/{style}
-    caption: sidecar
+    # rendered by the base model from the trigger above; to train on your own images instead:
+    #   source: local
+    #   path: ../data/{style}      (x.jpg with its caption in x.txt)
+    source: generate
 """
 
 _STORY = """\
@@ -84,6 +90,11 @@ characters:
   hero:
     name: 主角
     look: 一个黑色短发的少年，蓝色外套
+    # reference: generate         # the same face in every panel: a picture (refs/hero.png) or a rendered character sheet
+
+# consistency:                    # both off unless set; see README "Character consistency"
+#   ip_adapter: {{scale: 0.5}}      # reference pictures through Kolors-IP-Adapter-Plus (`kolorsc models pull ip-adapter`)
+#   shared_attention: {{identity: 2}}   # panels rendered together, self-attention shared (StoryDiffusion)
 
 defaults:
   negative: 丑陋，变形，嘈杂，模糊，低对比度
@@ -138,9 +149,36 @@ def _write_new(path: Path, text: str) -> None:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a story is meant to be shared
         os.link(tmp, path)  # fails with FileExistsError instead of overwriting
     except FileExistsError:
-        raise UsageError(f"{path} already exists; refusing to overwrite it") from None
+        raise UsageError(_("{path} already exists; refusing to overwrite it").format(path=path)) from None
     finally:
         os.unlink(tmp)
+
+
+def _slug_problem(name: str, title: str | None) -> str:
+    """What to type instead of a story name that is not a slug: a title in Chinese becomes
+    `--title` and its pinyin the slug."""
+    from kolorsc.spec.suggest import slug_for
+
+    slug = slug_for(name)
+    shown = json.dumps(name, ensure_ascii=False)
+    suggestion = f"kolorsc init {slug}" + ("" if title else f" --title {shlex.quote(name)}")
+    return _("story name {name} must be a slug (lowercase letters, digits and single hyphens: it names the "
+             "file, the output folder and the bundle); try: {suggestion}").format(name=shown, suggestion=suggestion)
+
+
+def _check_style(style: str, root: Path, new_style: bool) -> None:
+    """Refuse a style name that is not a slug, or that looks like an existing style's."""
+    from kolorsc.spec.suggest import style_hint, suggest_style
+
+    meant = None if new_style else suggest_style(style, root / STYLES_DIR)
+    shown = json.dumps(style, ensure_ascii=False)
+    if meant is not None:
+        raise UsageError(_("there is no style {name} in {folder}/: {hint} (--style {slug}; to create a new style "
+                           "{name}, add --new-style)").format(name=shown, folder=display_name(root / STYLES_DIR),
+                                                              hint=style_hint(*meant), slug=meant[0]))
+    if not SLUG.match(style):
+        raise UsageError(_("style name {name} must be a slug: lowercase letters, digits and single hyphens").format(
+            name=shown))
 
 
 def init_story(
@@ -149,28 +187,33 @@ def init_story(
     *,
     style: str = DEFAULT_STYLE,
     title: str | None = None,
-    team: str = "my-team",
+    team: str = DEFAULT_TEAM,
+    new_style: bool = False,
 ) -> list[Path]:
     """Write <directory>/<name>.yaml (and styles/<style>.yaml when missing). Returns the files
-    written, story first. `directory` defaults to ./stories when it exists, else ."""
+    written, story first. `directory` defaults to ./stories when it exists, else .
+
+    A style name close to an existing style (`inkwash` beside `ink-wash`, or its display name
+    水墨) is refused with the suggestion, unless `new_style`: a new placeholder style is
+    rarely what such a typo meant."""
     if not SLUG.match(name):
-        raise UsageError(f"story name {json.dumps(name, ensure_ascii=False)} must be a slug: lowercase letters, digits and single hyphens")
+        raise UsageError(_slug_problem(name, title))
     if not team or len(team) > 64 or re.search(r'[/\\:*?"<>|\x00-\x1f]', team):
-        raise UsageError(f"team {json.dumps(team, ensure_ascii=False)} must be 1-64 characters without / \\ : * ? \" < > |")
-    if not SLUG.match(style):
-        raise UsageError(f"style name {json.dumps(style, ensure_ascii=False)} must be a slug: lowercase letters, digits and single hyphens")
+        raise UsageError(_("team {name} must be 1-64 characters without / \\ : * ? \" < > |").format(
+            name=json.dumps(team, ensure_ascii=False)))
     if directory is None:
         directory = Path("stories") if Path("stories").is_dir() else Path(".")
     directory = Path(directory)
     story_path = directory / f"{name}.yaml"
     if story_path.exists():
-        raise UsageError(f"{story_path} already exists; refusing to overwrite it")
+        raise UsageError(_("{path} already exists; refusing to overwrite it").format(path=story_path))
     directory.mkdir(parents=True, exist_ok=True)
     root = find_project_root(directory / f"{name}.yaml")
+    _check_style(style, root, new_style)
     written: list[Path] = []
     style_path = root / STYLES_DIR / f"{style}.yaml"
     if not style_path.exists() and not (root / STYLES_DIR / f"{style}.yml").exists():
-        template = _ANIME_STYLE if style == DEFAULT_STYLE else _LOCAL_STYLE
+        template = _ANIME_STYLE if style == DEFAULT_STYLE else _NEW_STYLE
         _write_new(style_path, template.format(style=style, schema_line=_schema_line(style_path.parent, root, "style")))
         written.append(style_path)
     text = _STORY.format(

@@ -1,12 +1,17 @@
-"""Scene templates: the one sandboxed Jinja environment and rendering of every scene.
+"""Scene and caption templates: checked, then rendered in the one sandbox (kolorsc.spec.sandbox).
 
 This is the part of prompt compilation that can fail, so it lives with the spec: `kolorsc
 check` renders every template (and so reports every template error) without building
 panels. `kolorsc.prompts.compile_story` turns the rendered text into Panels.
 
-What a template sees: each character by key ({{ girl }} renders its look; .look, .name,
-.key), `style` (renders its trigger; .trigger, .negative, .name, .id), `story` (renders its
-title; .title, .id, .team) and `scene` (renders its caption; .caption, .shot, .index 1..8).
+What a scene template sees: each character by key ({{ girl }} renders its look; .look,
+.name, .key), `style` (renders its trigger; .trigger, .negative, .name, .id), `story`
+(renders its title; .title, .id, .team) and `scene` (renders its caption; .caption, .shot,
+.index 1..8). A dataset caption template sees `stem`, `index` and `sidecar`, under the same
+rules and budget.
+
+Every template is first checked without running it (unknown names and fields, forbidden
+tags, nesting), then rendered within a Budget shared by all templates of the file.
 """
 
 from __future__ import annotations
@@ -16,17 +21,18 @@ import re
 from dataclasses import dataclass, fields
 
 from kolorsc.errors import Diagnostic, SpecError
+from kolorsc.i18n import N_, _
 from kolorsc.spec.model import Loc, Scene, Story, Style
+from kolorsc.spec.sandbox import MAX_TEXT, TEMPLATE_TOKENS, Budget, BudgetError, count_tokens, template_environment
 
-MAX_TEXT = 20_000  # characters any template value may grow to (Kolors reads 256 tokens anyway)
+__all__ = ["MAX_TEXT", "Budget", "RenderedScene", "caption_template_problems", "render_caption",
+           "render_scenes", "template_environment"]
+
 MAX_LOOP_NESTING = 2
 MAX_ASSIGNMENTS = 10  # with loops, bounds how far a value can double itself
-RANGE_LIMIT = 100
 _TEMPLATE_FILE = "<kolorsc-template>"
-_SAFE_FILTERS = (
-    "abs capitalize count d default first float int join last length list lower map max min "
-    "reject reverse round select sort string sum title trim truncate unique upper wordcount replace"
-).split()
+_BUDGET_HINT = "Kolors reads 256 tokens of a prompt: write long text once, not in loops or repeated"
+_WHERE = {"prompt": N_("in the prompt of scene {n}"), "negative": N_("in the negative of scene {n}")}
 _FORBIDDEN_TAGS = {
     "Macro": "{% macro %}",
     "CallBlock": "{% call %}",
@@ -47,6 +53,8 @@ class CharacterView:
     def __str__(self) -> str:
         return self.look
 
+    kolorsc_text = __str__  # how the sandbox outputs it (sandbox.to_text)
+
 
 @dataclass(frozen=True)
 class StyleView:
@@ -58,6 +66,8 @@ class StyleView:
     def __str__(self) -> str:
         return self.trigger
 
+    kolorsc_text = __str__
+
 
 @dataclass(frozen=True)
 class StoryView:
@@ -67,6 +77,8 @@ class StoryView:
 
     def __str__(self) -> str:
         return self.title
+
+    kolorsc_text = __str__
 
 
 @dataclass(frozen=True)
@@ -78,72 +90,10 @@ class SceneView:
     def __str__(self) -> str:
         return self.caption
 
+    kolorsc_text = __str__
+
 
 _VIEW_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (CharacterView, StyleView, StoryView, SceneView)}
-
-
-def _limited_text(fn):
-    def wrapper(*args, **kwargs):
-        result = fn(*args, **kwargs)
-        if isinstance(result, (str, list, tuple)) and len(result) > MAX_TEXT:
-            from jinja2.exceptions import SecurityError
-
-            raise SecurityError(f"a value grew beyond {MAX_TEXT:,} characters")
-        return result
-
-    wrapper.__dict__.update(getattr(fn, "__dict__", {}))  # keep jinja's pass_context markers
-    return wrapper
-
-
-def template_environment():
-    """The ONE Jinja environment factory of kolorsc: sandboxed, immutable, strict undefined,
-    no autoescape, a small set of deterministic filters, and bounded growth of values."""
-    from jinja2 import StrictUndefined
-    from jinja2.exceptions import SecurityError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    class StorySandbox(ImmutableSandboxedEnvironment):
-        # Intercepting these also stops Jinja from folding `9**9**9` at compile time.
-        intercepted_binops = frozenset({"*", "**", "%", "+"})
-
-        def call_binop(self, context, operator, left, right):
-            if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
-                raise SecurityError("exponent too large")
-            if operator == "*":
-                for seq, n in ((left, right), (right, left)):
-                    if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * max(n, 0) > MAX_TEXT:
-                        raise SecurityError(f"a value grew beyond {MAX_TEXT:,} characters")
-            if operator == "%" and isinstance(left, str):
-                raise SecurityError("%-formatting is not available in prompt templates")
-            result = super().call_binop(context, operator, left, right)
-            if isinstance(result, (str, list, tuple)) and len(result) > MAX_TEXT:
-                raise SecurityError(f"a value grew beyond {MAX_TEXT:,} characters")
-            return result
-
-        def wrap_str_format(self, value):
-            # str.format can pad to any width ('{:>999999999}'); prompts do not need it.
-            if super().wrap_str_format(value) is not None:
-                def refuse(*args, **kwargs):
-                    raise SecurityError("str.format is not available in prompt templates")
-
-                return refuse
-            return None
-
-    env = StorySandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
-    env.filters = {name: _limited_text(env.filters[name]) for name in _SAFE_FILTERS}
-    env.tests = dict(env.tests)
-    env.globals = {"range": _small_range}
-    return env
-
-
-def _small_range(*args):
-    r = range(*args)
-    if len(r) > RANGE_LIMIT:
-        from jinja2.exceptions import SecurityError
-
-        raise SecurityError(f"range() is limited to {RANGE_LIMIT} items in prompt templates")
-    return r
-
 
 _ENV = None
 
@@ -155,6 +105,26 @@ def _env():
     return _ENV
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a template: what, on which line of the template, what to do."""
+
+    message: str
+    lineno: int | None = None  # 1-based line inside the template
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Names:
+    """The names a template may use and how to explain a wrong one."""
+
+    values: dict  # name -> value
+    kind: str  # "prompt templates", "caption templates": for messages
+    unknown_hint: str  # when no close name exists
+
+
+# --- scenes -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RenderedScene:
@@ -165,18 +135,21 @@ class RenderedScene:
     negative: str  # "" when the scene has no negative
 
 
-def render_scenes(story: Story) -> list[RenderedScene]:
-    """Render every scene's prompt and negative. Raises SpecError with a diagnostic per
-    template problem, each naming the scene and the line in the story file."""
+def render_scenes(story: Story, budget: Budget | None = None) -> list[RenderedScene]:
+    """Render every scene's prompt and negative, all within one Budget. Raises SpecError with
+    a diagnostic per template problem, each naming the scene and the line in the story file."""
+    budget = budget or Budget()
     context = _context(story)
     diags: list[Diagnostic] = []
     out: list[RenderedScene] = []
     for scene in story.scenes:
-        scene_ctx = dict(context, scene=SceneView(scene.index + 1, scene.caption, scene.shot or ""))
-        prompt = _render(scene.prompt, scene_ctx, scene, "prompt", scene.prompt_loc, diags)
+        values = dict(context, scene=SceneView(scene.index + 1, scene.caption, scene.shot or ""))
+        characters = ", ".join(k for k in values if k not in ("style", "story", "scene")) or "none"
+        names = Names(values, "prompt templates", "characters: " + characters)
+        prompt = _scene_template(scene.prompt, names, budget, scene, "prompt", scene.prompt_loc, diags)
         negative = ""
         if scene.negative:
-            negative = _render(scene.negative, scene_ctx, scene, "negative", scene.negative_loc or scene.loc, diags)
+            negative = _scene_template(scene.negative, names, budget, scene, "negative", scene.negative_loc or scene.loc, diags)
         if prompt is not None and negative is not None:
             out.append(RenderedScene(scene, prompt, negative))
     if diags:
@@ -194,126 +167,195 @@ def _context(story: Story) -> dict:
     return ctx
 
 
-def _render(source: str, ctx: dict, scene: Scene, what: str, loc: Loc, diags: list[Diagnostic]) -> str | None:
-    """Parse, check names statically, render. Appends diagnostics and returns None on failure."""
-    from jinja2 import TemplateSyntaxError, meta, nodes
-    from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
-
-    env = _env()
-    path = f"scenes[{scene.index}].{what}"
-    where = f"in the {what} of scene {scene.index + 1}"
-
-    def add(message: str, lineno: int | None = None, hint: str | None = None) -> None:
-        line, col = loc.line, loc.col
-        if lineno and lineno > 1:  # only block scalars (| or >) keep line breaks: same indent
-            line = loc.line + lineno - 1
-        diags.append(Diagnostic(loc.file, line, col, path, f"{message} {where}", hint))
-
-    simple = _render_simple(source, ctx, add)
-    if simple is not _NOT_SIMPLE:
-        return simple
-    try:
-        ast = env.parse(source)
-    except TemplateSyntaxError as exc:
-        add(f"template syntax error: {exc.message}", exc.lineno)
-        return None
-    try:
-        undeclared = meta.find_undeclared_variables(ast)  # compiles: unknown filters show up here
-    except TemplateSyntaxError as exc:
-        add(f"template error: {exc.message}", exc.lineno)
-        return None
-    ok = True
-    for name in sorted(undeclared):
-        node = next((n for n in ast.find_all(nodes.Name) if n.name == name), None)
-        ok &= _check_name(name, ctx, node.lineno if node else None, add)
-    for node in ast.find_all(nodes.Getattr):
-        if isinstance(node.node, nodes.Name) and node.node.name in ctx:
-            ok &= _check_attr(node.node.name, node.attr, ctx, node.lineno, add)
-    for kind, tag in _FORBIDDEN_TAGS.items():
-        for node in ast.find_all(getattr(nodes, kind)):
-            add(f"{tag} is not allowed in prompt templates", node.lineno)
-            ok = False
-    assignments = sum(1 for _ in ast.find_all((nodes.Assign, nodes.AssignBlock, nodes.With)))
-    if assignments > MAX_ASSIGNMENTS:
-        add(f"more than {MAX_ASSIGNMENTS} {{% set %}}/{{% with %}} in one template")
-        ok = False
-    if _loop_depth(ast, nodes) > MAX_LOOP_NESTING:
-        add(f"loops nested more than {MAX_LOOP_NESTING} deep are not allowed in prompt templates")
-        ok = False
-    if not ok:
-        return None
-    try:
-        code = env.compile(ast, filename=_TEMPLATE_FILE)
-        text = env.template_class.from_code(env, code, env.make_globals(None)).render(ctx)
-    except SecurityError as exc:
-        add(f"template not allowed: {str(exc).rstrip('.')}", _template_line(exc), "templates may only use the story's names and plain text")
-        return None
-    except UndefinedError as exc:
-        add(f"template error: {exc.message}", _template_line(exc))
-        return None
-    except TemplateError as exc:
-        add(f"template error: {exc}", _template_line(exc))
-        return None
-    except RecursionError:
-        add("template error: recursion too deep")
-        return None
-    except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError, MemoryError) as exc:
-        add(f"template error: {type(exc).__name__}: {exc}", _template_line(exc))
-        return None
-    if len(text) > MAX_TEXT:
-        add(f"renders to {len(text):,} characters (limit {MAX_TEXT:,})")
-        return None
+def _scene_template(source: str, names: Names, budget: Budget, scene: Scene, what: str, loc: Loc,
+                    diags: list[Diagnostic]) -> str | None:
+    text, problems = render_template(source, names, budget)
+    where = _(_WHERE.get(what, "in the {what} of scene {n}")).format(what=what, n=scene.index + 1)
+    for p in problems:
+        line = loc.line
+        if p.lineno and p.lineno > 1:  # only block scalars (| or >) keep line breaks: same indent
+            line = loc.line + p.lineno - 1
+        diags.append(Diagnostic(loc.file, line, loc.col, f"scenes[{scene.index}].{what}",
+                                 _("{message} {where}").format(message=p.message, where=where), p.hint))
     return text
 
 
-def _check_name(name: str, ctx: dict, lineno, add) -> bool:
-    if name in ctx or name == "range":
+# --- one template -------------------------------------------------------------------------
+
+
+def render_template(source: str, names: Names, budget: Budget) -> tuple[str | None, list[Problem]]:
+    """(text, []) or (None, problems): check the template without running it, then render it
+    in the sandbox within `budget`. Never raises for anything the template holds."""
+    if len(source) > MAX_TEXT:
+        return None, [Problem(f"the template is {len(source):,} characters long (limit {MAX_TEXT:,})")]
+    problems: list[Problem] = []
+    simple = _render_simple(source, names, problems)
+    if simple is not _NOT_SIMPLE:
+        return simple, problems
+    tokens = count_tokens(_env(), source, TEMPLATE_TOKENS)
+    if tokens > TEMPLATE_TOKENS:
+        return None, [Problem(f"template over budget: more than {TEMPLATE_TOKENS} pieces of template code (names, "
+                              "operators, tags) in one template", None, _BUDGET_HINT)]
+    try:
+        budget.charge_tokens(tokens)
+    except BudgetError as exc:
+        return None, [Problem(f"template over budget: {exc}", None, _BUDGET_HINT)]
+    ast = _parse(source, problems)
+    if ast is None or not _static_check(ast, names, problems):
+        return None, problems
+    text = _run(ast, names.values, budget, problems)
+    control = _CONTROL.search(text) if text is not None else None
+    if control:  # e.g. {{ '\\x00' }}: a NUL would break the PNG text chunks that carry the prompt
+        problems.append(Problem(f"the template renders a control character (U+{ord(control.group()):04X})", None,
+                                "text may hold tabs and line breaks, no other control character"))
+        return None, problems
+    return (text, problems) if text is not None else (None, problems)
+
+
+def _parse(source: str, problems: list[Problem]):
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        return _env().parse(source)
+    except TemplateSyntaxError as exc:
+        problems.append(Problem(f"template syntax error: {exc.message}", exc.lineno))
+    except (RecursionError, MemoryError):
+        problems.append(Problem("template syntax error: nested too deeply"))
+    return None
+
+
+def _static_check(ast, names: Names, problems: list[Problem]) -> bool:
+    """Everything that can be known without running the template. False when it must not run."""
+    from jinja2 import TemplateSyntaxError, meta, nodes
+
+    before = len(problems)
+    try:
+        undeclared = meta.find_undeclared_variables(ast)  # compiles: unknown filters show up here
+    except TemplateSyntaxError as exc:
+        problems.append(Problem(f"template error: {exc.message}", exc.lineno))
+        return False
+    except (RecursionError, MemoryError):
+        problems.append(Problem("template error: nested too deeply"))
+        return False
+    for name in sorted(undeclared):
+        node = next((n for n in ast.find_all(nodes.Name) if n.name == name), None)
+        _check_name(name, names, node.lineno if node else None, problems)
+    for node in ast.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name in names.values:
+            _check_attr(node.node.name, node.attr, names, node.lineno, problems)
+    for kind, tag in _FORBIDDEN_TAGS.items():
+        for node in ast.find_all(getattr(nodes, kind)):
+            problems.append(Problem(f"{tag} is not allowed in {names.kind}", node.lineno))
+    for node in ast.find_all(nodes.For):
+        if node.recursive:
+            problems.append(Problem(f"recursive loops are not allowed in {names.kind}", node.lineno))
+    assignments = sum(1 for _ in ast.find_all((nodes.Assign, nodes.AssignBlock, nodes.With)))
+    if assignments > MAX_ASSIGNMENTS:
+        problems.append(Problem(f"more than {MAX_ASSIGNMENTS} {{% set %}}/{{% with %}} in one template"))
+    if _loop_depth(ast, nodes) > MAX_LOOP_NESTING:
+        problems.append(Problem(f"loops nested more than {MAX_LOOP_NESTING} deep are not allowed in {names.kind}"))
+    return len(problems) == before
+
+
+def _run(ast, values: dict, budget: Budget, problems: list[Problem]) -> str | None:
+    from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
+
+    from kolorsc.spec import sandbox
+
+    try:
+        return sandbox.render(_env(), ast, values, budget, _TEMPLATE_FILE)
+    except sandbox.BudgetError as exc:
+        problems.append(Problem(f"template over budget: {str(exc).rstrip('.')}", _template_line(exc), _BUDGET_HINT))
+    except SecurityError as exc:
+        problems.append(Problem(f"template not allowed: {str(exc).rstrip('.')}", _template_line(exc),
+                                "templates may only use the story's names and plain text"))
+    except UndefinedError as exc:
+        problems.append(Problem(f"template error: {exc.message}", _template_line(exc)))
+    except TemplateError as exc:
+        problems.append(Problem(f"template error: {exc}", _template_line(exc)))
+    except RecursionError:
+        problems.append(Problem("template error: recursion too deep"))
+    except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError, MemoryError, SyntaxError) as exc:
+        problems.append(Problem(f"template error: {type(exc).__name__}: {exc}", _template_line(exc)))
+    return None
+
+
+def _check_name(name: str, names: Names, lineno, problems: list[Problem]) -> bool:
+    if name in names.values or name in _env().globals:
         return True
-    close = difflib.get_close_matches(name, list(ctx), n=1)
-    characters = ", ".join(k for k in ctx if k not in ("style", "story", "scene")) or "none"
-    add(f"undefined name \"{name}\"", lineno, f"did you mean \"{close[0]}\"?" if close else "characters: " + characters)
+    close = difflib.get_close_matches(name, list(names.values), n=1)
+    hint = _("did you mean \"{name}\"?").format(name=close[0]) if close else names.unknown_hint
+    problems.append(Problem(_("undefined name \"{name}\"").format(name=name), lineno, _named_hint(name, names.values) or hint))
     return False
 
 
-def _check_attr(name: str, attr: str, ctx: dict, lineno, add) -> bool:
-    allowed = _VIEW_FIELDS.get(type(ctx[name]), ())
-    if attr in allowed:
+def _named_hint(name: str, values: dict) -> str | None:
+    """{{ 小雨 }}: the author wrote the character's name, not its key (kolorsc.spec.suggest)."""
+    from kolorsc.spec.suggest import character_named
+
+    key = character_named(name, [(k, v.name) for k, v in values.items() if isinstance(v, CharacterView)])
+    return _("\"{name}\" is the name of the character \"{key}\": write {{{{ {key} }}}}").format(name=name, key=key) if key else None
+
+
+def _check_attr(name: str, attr: str, names: Names, lineno, problems: list[Problem]) -> bool:
+    allowed = _VIEW_FIELDS.get(type(names.values[name]))
+    if allowed is None or attr in allowed:  # not a view (caption values): the sandbox decides
         return True
     close = difflib.get_close_matches(attr, allowed, n=1)
-    add(f"\"{name}\" has no field \"{attr}\"", lineno, f"did you mean \"{close[0]}\"?" if close else "fields: " + ", ".join(allowed))
+    problems.append(Problem(_("\"{name}\" has no field \"{field}\"").format(name=name, field=attr), lineno,
+                            _("did you mean \"{name}\"?").format(name=close[0]) if close
+                            else _("fields: {names}").format(names=", ".join(allowed))))
     return False
 
 
 # Most prompts are text with `{{ name }}` / `{{ name.field }}` and nothing else. Those are
 # substituted directly: the same result as Jinja (a test compares both on every example),
 # without paying ~1 ms to compile each template, which is most of `kolorsc check`'s time.
+# The length of the result is known before it is made, and held to the same limit.
 _NOT_SIMPLE = object()
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SIMPLE_EXPR = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))? *\}\}")
 _JINJA_MARK = re.compile(r"\{[{%#]|[}%#]\}")
 
 
-def _render_simple(source: str, ctx: dict, add):
+def _render_simple(source: str, names: Names, problems: list[Problem]):
     rest = _SIMPLE_EXPR.sub("", source)
     if _JINJA_MARK.search(rest):
         return _NOT_SIMPLE
-    if any(m.group(1) not in ctx and m.group(1) in _env().globals for m in _SIMPLE_EXPR.finditer(source)):
-        return _NOT_SIMPLE  # e.g. {{ range }}: let Jinja say what it is
+    found = list(_SIMPLE_EXPR.finditer(source))
+    for m in found:
+        name, attr = m.group(1), m.group(2)
+        value = names.values.get(name)
+        if name not in names.values:
+            if name in _env().globals:
+                return _NOT_SIMPLE  # e.g. {{ range }}: Jinja says what it is
+        elif not (type(value) in _VIEW_FIELDS or attr is None and type(value) in (str, int, float)):
+            return _NOT_SIMPLE  # e.g. a caption's {{ stem.upper }}: Jinja decides
     ok = True
-    for m in _SIMPLE_EXPR.finditer(source):
+    for m in found:
         lineno = source.count("\n", 0, m.start()) + 1
-        if not _check_name(m.group(1), ctx, lineno, add):
+        if not _check_name(m.group(1), names, lineno, problems):
             ok = False
-        elif m.group(2) and not _check_attr(m.group(1), m.group(2), ctx, lineno, add):
+        elif m.group(2) and not _check_attr(m.group(1), m.group(2), names, lineno, problems):
             ok = False
     if not ok:
         return None
-
-    def value(m: re.Match) -> str:
-        obj = ctx[m.group(1)]
-        return str(getattr(obj, m.group(2)) if m.group(2) else obj)
-
-    text = _SIMPLE_EXPR.sub(value, source)
+    values = [_simple_value(names.values, m) for m in found]
+    length = len(rest) + sum(map(len, values))
+    if length > MAX_TEXT:
+        line = next((source.count("\n", 0, m.start()) + 1 for m, v in zip(found, values) if len(v) > MAX_TEXT // 2), None)
+        problems.append(Problem(f"template over budget: the text would be {length:,} characters long (limit {MAX_TEXT:,})",
+                                line, _BUDGET_HINT))
+        return None
+    it = iter(values)
+    text = _SIMPLE_EXPR.sub(lambda m: next(it), source)
     return text[:-1] if text.endswith("\n") else text  # Jinja drops one trailing newline
+
+
+def _simple_value(values: dict, m: re.Match) -> str:
+    obj = values[m.group(1)]
+    value = getattr(obj, m.group(2)) if m.group(2) else obj
+    return str(value)
 
 
 def _loop_depth(node, nodes, depth: int = 0) -> int:
@@ -335,22 +377,38 @@ def _template_line(exc: BaseException) -> int | None:
     return line
 
 
+def referenced_names(source: str) -> set[str]:
+    """The top-level names a template reads, by Jinja's static analysis: `{{ girl }}`,
+    `{{ girl.look }}`, `{% for x in [girl, prince] %}` all name "girl". A name counts wherever
+    it appears, also inside an `{% if %}` branch that is not taken. A template that does not
+    parse names nothing (`kolorsc check` reports its syntax error)."""
+    from jinja2 import TemplateSyntaxError, meta
+
+    try:
+        return set(meta.find_undeclared_variables(template_environment().parse(source)))
+    except TemplateSyntaxError:
+        return set()
+
+
+# --- dataset captions ---------------------------------------------------------------------
+
 CAPTION_NAMES = ("stem", "index", "sidecar")
+_CAPTION_HINT = "a caption template sees stem, index and sidecar"
+_CAPTION_SAMPLE = {"stem": "image", "index": 0, "sidecar": "a caption"}
+
+
+def _caption_names(values: dict) -> Names:
+    return Names(values, "caption templates", _CAPTION_HINT)
 
 
 def caption_template_problems(source: str) -> list[tuple[str, int | None, str | None]]:
-    """Problems of a dataset caption template as (message, template line, hint): syntax, and
-    names other than stem, index and sidecar (what kolorsc.data gives it)."""
-    from jinja2 import TemplateSyntaxError, meta
+    """Problems of a dataset caption template as (message, template line, hint): the same
+    checks and sandbox as scene templates, then a trial render with sample values."""
+    _, problems = render_template(source, _caption_names(dict(_CAPTION_SAMPLE)), Budget())
+    return [(p.message, p.lineno, p.hint) for p in problems]
 
-    env = _env()
-    try:
-        undeclared = meta.find_undeclared_variables(env.parse(source))
-    except TemplateSyntaxError as exc:
-        return [(f"template syntax error: {exc.message}", exc.lineno, None)]
-    out = []
-    for name in sorted(undeclared - set(CAPTION_NAMES) - set(env.globals)):
-        close = difflib.get_close_matches(name, CAPTION_NAMES, n=1)
-        hint = f"did you mean \"{close[0]}\"?" if close else "a caption template sees stem, index and sidecar"
-        out.append((f"undefined name \"{name}\" in the caption template", None, hint))
-    return out
+
+def render_caption(source: str, *, stem: str, index: int, sidecar: str) -> tuple[str | None, list[Problem]]:
+    """The caption of one image: (text, []) or (None, problems), never an exception."""
+    text, problems = render_template(source, _caption_names({"stem": stem, "index": index, "sidecar": sidecar}), Budget())
+    return (None if text is None else text.strip()), problems

@@ -11,9 +11,11 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from importlib import resources
 
 from kolorsc.errors import Diagnostic
+from kolorsc.i18n import N_, _
 from kolorsc.spec.yamlsource import Source, quote
 
 SCHEMA_NAMES = ("story", "style")
@@ -36,15 +38,141 @@ def schema(name: str) -> dict:
 def _validator(name: str):
     import jsonschema  # imported on first validation: keeps `kolorsc --help` fast
 
-    return jsonschema.Draft202012Validator(schema(name))
+    # JSON Schema counts 1.0 as an integer; kolorsc does not: `seed: 0.0` would pass check and
+    # then render a different image than `seed: 0` (float seeds hash differently).
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine("integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool))
+    strict = jsonschema.validators.extend(base, type_checker=checker)
+    return strict(schema(name))
+
+
+MAX_SCHEMA_ERRORS = 100  # a 1 MB file can hold 150,000 wrong values: nobody reads past the first 100
+# A story holds ~150 values. jsonschema spends ~30 us on each, so the 50,000 YAML allows would
+# cost `check` 1.5 s of CPU for one file: more than MAX_VALUES is refused before validating.
+MAX_VALUES = 10_000
 
 
 def validate(src: Source, name: str) -> list[Diagnostic]:
-    """Every schema problem of `src.data`, sorted by position."""
+    """Every schema problem of `src.data` (the first MAX_SCHEMA_ERRORS), plus control
+    characters and names too long for a file name, sorted by position."""
+    if len(src.positions) > MAX_VALUES:
+        return [src.diag((), f"the file holds {len(src.positions):,} values; a {name} has a few hundred "
+                             f"(limit {MAX_VALUES:,})", "is this the right file?")]
     diags: list[Diagnostic] = []
-    for error in _validator(name).iter_errors(src.data):
+    errors = _validator(name).iter_errors(src.data)  # lazy: stopping early saves the rest
+    for n, error in enumerate(errors):
+        if n == MAX_SCHEMA_ERRORS:
+            diags.append(src.diag((), f"more problems not shown (stopped after {MAX_SCHEMA_ERRORS}); fix these first"))
+            break
         diags.extend(_explain(src, error))
+    diags += text_problems(src)[:MAX_SCHEMA_ERRORS]
+    if name == "story":
+        diags += file_name_problems(src) + refine_problems(src)
     return _dedupe(diags)
+
+
+# ---------------------------------------------------------------------------------------
+# What JSON Schema cannot say: control characters, and file names measured in bytes
+
+# Values that name things or files, or are paths: one line of printable text. Other text
+# (prompts, looks, descriptions) may hold tabs and line breaks, but no other control character.
+ONE_LINE_FIELDS = frozenset({
+    "id", "team", "title", "name", "path", "style", "base_model", "subset", "split", "strategy",
+    "accelerator", "devices", "precision", "source", "op", "caption", "shot",
+})
+_TEXT_CONTROLS_ALLOWED = frozenset("\t\n\r")
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+TEMP_NAME_EXTRA = 14  # kolorsc.atomic writes ".<name>.XXXXXXXX.tmp" beside the target first
+BUNDLE_SUFFIX = "-可图Kolors训练-"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # Cc, Zl, Zp: a quick test before the exact one
+
+
+def _bad_char(text: str, one_line: bool) -> str | None:
+    import unicodedata
+
+    if not _CONTROL.search(text):
+        return None
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cc" and (one_line or ch not in _TEXT_CONTROLS_ALLOWED) or one_line and category in ("Zl", "Zp"):
+            name = unicodedata.name(ch, "a control character").lower()
+            return f"U+{ord(ch):04X}, {name}" if name != "a control character" else f"U+{ord(ch):04X}"
+    return None
+
+
+def text_problems(src: Source) -> list[Diagnostic]:
+    """NUL and other control characters: in keys, names and paths none at all; in other text
+    only tab and line breaks (a NUL in a path crashes the OS call that opens it)."""
+    out: list[Diagnostic] = []
+
+    def walk(value, path: tuple) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                bad = _bad_char(str(key), True) if isinstance(key, str) else None
+                if bad:
+                    out.append(src.diag(path + (key,), f"the key {quote(key)} holds a control character ({bad})",
+                                        "keys are one line of printable text", at_key=True))
+                walk(item, path + (key,))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, path + (i,))
+        elif isinstance(value, str):
+            one_line = bool(path) and path[-1] in ONE_LINE_FIELDS
+            bad = _bad_char(value, one_line)
+            if bad:
+                rule = ("names and paths are one line of printable text" if one_line
+                        else "text may hold tabs and line breaks, no other control character")
+                out.append(src.diag(path, f"holds a control character ({bad})", rule))
+
+    walk(src.data, ())
+    return out
+
+
+def refine_problems(src: Source) -> list[Diagnostic]:
+    """A refined panel must stay within the pixel budget that `kolorsc score` and `bundle
+    verify` hold images to (kolorsc.images): else the build would make images its own
+    checks refuse."""
+    from kolorsc.images import MAX_PIXELS
+
+    data = src.data if isinstance(src.data, dict) else {}
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    refine = defaults.get("refine") if isinstance(defaults.get("refine"), dict) else None
+    if refine is None:
+        return []
+    scale = refine.get("scale", 2.0)
+    sizes = [defaults.get("size", [1024, 1024])]
+    sizes += [s.get("size") for s in data.get("scenes", []) if isinstance(s, dict) and s.get("size")]
+    worst = 0
+    for size in sizes:
+        if isinstance(size, list) and len(size) == 2 and all(isinstance(v, (int, float)) for v in size):
+            worst = max(worst, size[0] * size[1])
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or worst * scale * scale <= MAX_PIXELS:
+        return []
+    return [src.diag(("defaults", "refine", "scale"),
+                     f"refines panels to about {worst * scale * scale / 1e6:.0f} megapixels, over the "
+                     f"{MAX_PIXELS / 1e6:g}-megapixel budget of `kolorsc score` and `bundle verify`",
+                     "lower refine.scale or the panel size")]
+
+
+def file_name_problems(src: Source) -> list[Diagnostic]:
+    """The bundle's file name `{team}-可图Kolors训练-{id}.zip` must fit in NAME_MAX bytes with
+    room for kolorsc's temporary name: file systems count bytes (an emoji is 4, a CJK
+    character 3), the schema's maxLength counts characters."""
+    data = src.data if isinstance(src.data, dict) else {}
+    team, story_id = data.get("team"), data.get("id")
+    if not isinstance(team, str) or not isinstance(story_id, str):
+        return []
+    name = f"{team}{BUNDLE_SUFFIX}{story_id}.zip"
+    size = len(name.encode("utf-8", errors="surrogatepass"))
+    limit = NAME_MAX - TEMP_NAME_EXTRA
+    if size <= limit:
+        return []
+    room = limit - (size - len(team.encode("utf-8", errors="surrogatepass")))
+    return [src.diag(("team",), f"makes the bundle's file name {size} bytes long; file names may have {limit} "
+                                f"(team may use {max(room, 0)} bytes with this id)",
+                     "shorten team: in UTF-8 an emoji takes 4 bytes, a CJK character 3")]
 
 
 def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
@@ -61,21 +189,25 @@ def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
 # Turning one jsonschema error into diagnostics
 
 
-_JSON_TYPES = {
-    "string": "text",
-    "integer": "integer",
-    "number": "number",
-    "boolean": "true or false",
-    "array": "a list",
-    "object": "a mapping",
-    "null": "nothing",
+_JSON_TYPES = {  # translated where used
+    "string": N_("text"),
+    "integer": N_("integer"),
+    "number": N_("number"),
+    "boolean": N_("true or false"),
+    "array": N_("a list"),
+    "object": N_("a mapping"),
+    "null": N_("nothing"),
 }
+
+
+def _type_word(t: str) -> str:
+    return _(_JSON_TYPES[t]) if t in _JSON_TYPES else t
 
 
 def describe(value) -> str:
     """A short, readable rendering of a YAML value for messages."""
     if value is None:
-        return "nothing"
+        return _("nothing")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -84,9 +216,9 @@ def describe(value) -> str:
         text = value if len(value) <= 40 else value[:37] + "..."
         return json.dumps(text, ensure_ascii=False)
     if isinstance(value, list):
-        return f"a list of {len(value)}"
+        return _("a list of {n}").format(n=len(value))
     if isinstance(value, dict):
-        return "a mapping"
+        return _("a mapping")
     return type(value).__name__
 
 
@@ -138,66 +270,68 @@ def _explain(src: Source, error) -> list[Diagnostic]:
     if v == "type":
         want = sch.get("type")
         wants = [want] if isinstance(want, str) else list(want or [])
-        words = " or ".join(_JSON_TYPES.get(w, w) for w in wants)
-        return [src.diag(path, f"expected {words}, got {describe(inst)}")]
+        words = _(" or ").join(_type_word(w) for w in wants)
+        return [src.diag(path, _("expected {what}, got {value}").format(what=words, value=describe(inst)))]
     if v == "required":
         missing = [name for name in sch.get("required", []) if isinstance(inst, dict) and name not in inst]
-        return [src.diag(path, f"missing required field \"{name}\"") for name in missing]
+        return [src.diag(path, _("missing required field \"{name}\"").format(name=name)) for name in missing]
     if v == "additionalProperties" and isinstance(inst, dict):
         known = list(sch.get("properties", {}))
         extra = [k for k in inst if k not in known]
         out = []
         for key in extra:
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            hint = f"did you mean \"{close[0]}\"?" if close else "known fields: " + ", ".join(known)
-            out.append(src.diag(path + (key,), f"unknown field {quote(key)}", hint, at_key=True))
+            hint = (_("did you mean \"{name}\"?").format(name=close[0]) if close
+                    else _("known fields: {names}").format(names=", ".join(known)))
+            out.append(src.diag(path + (key,), _("unknown field {name}").format(name=quote(key)), hint, at_key=True))
         return out
     if v in ("minItems", "maxItems") and path == ("scenes",):
-        return [src.diag(path, f"a story has exactly 8 scenes, got {len(inst)}")]
+        return [src.diag(path, _("a story has exactly 8 scenes, got {n}").format(n=len(inst)))]
     if v == "minItems":
-        return [src.diag(path, f"expected at least {error.validator_value} item(s), got {len(inst)}")]
+        return [src.diag(path, _("expected at least {limit} item(s), got {n}").format(limit=error.validator_value, n=len(inst)))]
     if v == "maxItems":
-        return [src.diag(path, f"expected at most {error.validator_value} item(s), got {len(inst)}")]
+        return [src.diag(path, _("expected at most {limit} item(s), got {n}").format(limit=error.validator_value, n=len(inst)))]
     if v == "minLength":
-        return [src.diag(path, "must not be empty" if error.validator_value == 1 else f"must be at least {error.validator_value} characters")]
+        return [src.diag(path, _("must not be empty") if error.validator_value == 1
+                         else _("must be at least {limit} characters").format(limit=error.validator_value))]
     if v == "maxLength":
-        return [src.diag(path, f"too long ({len(inst)} characters; at most {error.validator_value})")]
+        return [src.diag(path, _("too long ({n} characters; at most {limit})").format(n=len(inst), limit=error.validator_value))]
     if v == "minimum":
-        return [src.diag(path, f"must be at least {error.validator_value}, got {describe(inst)}")]
+        return [src.diag(path, _("must be at least {limit}, got {value}").format(limit=error.validator_value, value=describe(inst)))]
     if v == "maximum":
-        return [src.diag(path, f"must be at most {error.validator_value}, got {describe(inst)}")]
+        return [src.diag(path, _("must be at most {limit}, got {value}").format(limit=error.validator_value, value=describe(inst)))]
     if v == "exclusiveMinimum":
-        return [src.diag(path, f"must be greater than {error.validator_value}, got {describe(inst)}")]
+        return [src.diag(path, _("must be greater than {limit}, got {value}").format(limit=error.validator_value, value=describe(inst)))]
     if v == "exclusiveMaximum":
-        return [src.diag(path, f"must be less than {error.validator_value}, got {describe(inst)}")]
+        return [src.diag(path, _("must be less than {limit}, got {value}").format(limit=error.validator_value, value=describe(inst)))]
     if v == "multipleOf":
-        return [src.diag(path, f"must be a multiple of {error.validator_value}, got {describe(inst)}")]
+        return [src.diag(path, _("must be a multiple of {limit}, got {value}").format(limit=error.validator_value, value=describe(inst)))]
     if v == "const":
-        return [src.diag(path, f"must be {describe(error.validator_value)}, got {describe(inst)}")]
+        return [src.diag(path, _("must be {expected}, got {value}").format(expected=describe(error.validator_value), value=describe(inst)))]
     if v == "enum":
         options = [str(o) for o in error.validator_value]
         close = difflib.get_close_matches(str(inst), options, n=1, cutoff=0.5) if isinstance(inst, str) else []
-        hint = f"did you mean \"{close[0]}\"?" if close else None
-        return [src.diag(path, f"expected one of {', '.join(options)}; got {describe(inst)}", hint)]
+        hint = _("did you mean \"{name}\"?").format(name=close[0]) if close else None
+        return [src.diag(path, _("expected one of {options}; got {value}").format(options=", ".join(options), value=describe(inst)), hint)]
     if v == "pattern":
         return [src.diag(path, _pattern_problem(path, error.validator_value, inst))]
     if v == "uniqueItems":
-        return [src.diag(path, "items must not repeat")]
+        return [src.diag(path, _("items must not repeat"))]
     if v == "dependentRequired":
         out = []
         for key, needs in error.validator_value.items():
             if isinstance(inst, dict) and key in inst:
                 for need in needs:
                     if need not in inst:
-                        out.append(src.diag(path + (key,), f"\"{key}\" needs \"{need}\" beside it", at_key=True))
+                        out.append(src.diag(path + (key,), _("\"{key}\" needs \"{need}\" beside it").format(key=key, need=need), at_key=True))
         return out
     if v == "oneOf" and all(set(b) == {"required"} for b in error.validator_value):
         names = [b["required"][0] for b in error.validator_value]
         present = [n for n in names if isinstance(inst, dict) and n in inst]
-        listed = " or ".join(names) if len(names) == 2 else ", ".join(names[:-1]) + " or " + names[-1]
+        listed = _(" or ").join(names) if len(names) == 2 else ", ".join(names[:-1]) + _(" or ") + names[-1]
         if present:
-            return [src.diag(path, f"give only one of {listed}, not {' and '.join(present)}")]
-        return [src.diag(path, f"needs one of {listed}")]
+            return [src.diag(path, _("give only one of {names}, not {present}").format(names=listed, present=_(" and ").join(present)))]
+        return [src.diag(path, _("needs one of {names}").format(names=listed))]
     if v in ("anyOf", "oneOf"):
         return _explain_branches(src, error, path)
     return [src.diag(path, _plain(error.message))]
@@ -218,10 +352,10 @@ def _explain_branches(src: Source, error, path) -> list[Diagnostic]:
     types = []
     for b in error.validator_value:
         for t in _branch_types(b, root):
-            word = _JSON_TYPES.get(t, t)
+            word = _type_word(t)
             if word not in types:
                 types.append(word)
-    return [src.diag(path, f"expected {' or '.join(types)}, got {describe(inst)}")]
+    return [src.diag(path, _("expected {what}, got {value}").format(what=_(" or ").join(types), value=describe(inst)))]
 
 
 def _root_schema(error) -> dict:
@@ -231,25 +365,25 @@ def _root_schema(error) -> dict:
 
 def _name_problem(name: str) -> str:
     if name in ("style", "story", "scene"):
-        return f"{quote(name)} is a reserved name (templates use it for the {name}); pick another key"
-    return f"{quote(name)} cannot be a character key: use letters, digits and _ (not starting with a digit)"
+        return _("{name} is a reserved name (templates use it for the {what}); pick another key").format(name=quote(name), what=name)
+    return _("{name} cannot be a character key: use letters, digits and _ (not starting with a digit)").format(name=quote(name))
 
 
 def _pattern_problem(path, pattern: str, inst) -> str:
     last = path[-1] if path else ""
     if pattern.startswith("^[a-z0-9]+(?:-"):
-        return f"must be a slug (lowercase letters, digits and single hyphens), got {describe(inst)}"
+        return _("must be a slug (lowercase letters, digits and single hyphens), got {value}").format(value=describe(inst))
     if last == "team":
-        return f"must not contain / \\ : * ? \" < > | or control characters (it names files), got {describe(inst)}"
+        return _("must not contain / \\ : * ? \" < > | or control characters (it names files), got {value}").format(value=describe(inst))
     if last in ("id", "base_model", "modelscope"):
-        return f"must look like owner/name, got {describe(inst)}"
+        return _("must look like owner/name, got {value}").format(value=describe(inst))
     if last == "file":
-        return f"must be a .safetensors path inside the repository (no .. or leading /), got {describe(inst)}"
+        return _("must be a .safetensors path inside the repository (no .. or leading /), got {value}").format(value=describe(inst))
     if last == "revision":
-        return f"must be a branch, tag or commit name (letters, digits, . _ -), got {describe(inst)}"
+        return _("must be a branch, tag or commit name (letters, digits, . _ -), got {value}").format(value=describe(inst))
     if last == "op":
-        return f"must be a Data-Juicer operator name like image_shape_filter, got {describe(inst)}"
-    return f"has the wrong form, got {describe(inst)} (expected to match {pattern})"
+        return _("must be a Data-Juicer operator name like image_shape_filter, got {value}").format(value=describe(inst))
+    return _("has the wrong form, got {value} (expected to match {pattern})").format(value=describe(inst), pattern=pattern)
 
 
 def _plain(message: str) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from kolorsc.errors import Diagnostic
+from kolorsc.i18n import _
 
 MAX_BYTES = 1_000_000  # a story is a few KB; anything near this is a mistake, not a story
 MAX_NODES = 50_000  # values after alias expansion
@@ -124,31 +125,43 @@ def format_path(path: Path_) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _NAME.match(str(part)):
+        elif _NAME.fullmatch(str(part)):
             out += ("." if out else "") + str(part)
         else:
             out += f"[{quote(part)}]"
     return out
 
 
+_PARSED: dict = {}  # (name, bytes) -> Source: check reads a story for its id, lint and load
+
+
 def read_source(path: Path, name: str | None = None) -> Source:
-    """Read and parse `path`. Raises SpecError-ready `Diagnostic`s through `SourceError`."""
+    """Read and parse `path`. Raises SpecError-ready `Diagnostic`s through `SourceError`.
+    The same bytes under the same name are parsed once (reading a story is cheap, parsing it
+    is not; keyed by content, not by mtime, which is coarser than two quick edits). Callers
+    never modify a Source."""
     name = name if name is not None else str(path)
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise SourceError(
-                Diagnostic(name, None, None, "", f"file is too large ({size:,} bytes; the limit is {MAX_BYTES:,})",
-                           "a story is a few kilobytes; is this the right file?")
+                Diagnostic(name, None, None, "", _("file is too large ({size} bytes; the limit is {limit})").format(
+                    size=f"{size:,}", limit=f"{MAX_BYTES:,}"), _("a story is a few kilobytes; is this the right file?"))
             )
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise SourceError(Diagnostic(name, None, None, "", "no such file")) from None
+        raise SourceError(Diagnostic(name, None, None, "", _("no such file"))) from None
     except IsADirectoryError:
-        raise SourceError(Diagnostic(name, None, None, "", "is a directory, not a file")) from None
+        raise SourceError(Diagnostic(name, None, None, "", _("is a directory, not a file"))) from None
     except OSError as exc:
-        raise SourceError(Diagnostic(name, None, None, "", f"cannot read file: {exc.strerror or exc}")) from None
-    return parse_bytes(raw, name)
+        raise SourceError(Diagnostic(name, None, None, "", _("cannot read file: {reason}").format(
+            reason=exc.strerror or exc))) from None
+    key = (name, raw)
+    if key not in _PARSED:
+        if len(_PARSED) > 512:
+            _PARSED.clear()
+        _PARSED[key] = parse_bytes(raw, name)  # a SourceError is raised, never kept
+    return _PARSED[key]
 
 
 class SourceError(Exception):
@@ -161,14 +174,14 @@ class SourceError(Exception):
 
 def parse_bytes(raw: bytes, name: str) -> Source:
     if len(raw) > MAX_BYTES:
-        raise SourceError(Diagnostic(name, None, None, "", f"file is too large ({len(raw):,} bytes; the limit is {MAX_BYTES:,})"))
+        raise SourceError(Diagnostic(name, None, None, "", _("file is too large ({size} bytes; the limit is {limit})").format(size=f"{len(raw):,}", limit=f"{MAX_BYTES:,}")))
     try:
         text = raw.decode("utf-8-sig")  # tolerate a BOM, which some Windows editors write
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise SourceError(
-            Diagnostic(name, line, col, "", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})", "save the file as UTF-8")
+            Diagnostic(name, line, col, "", _("not valid UTF-8 (byte 0x{byte})").format(byte=f"{raw[exc.start]:02x}"), _("save the file as UTF-8"))
         ) from None
     return parse_text(text, name)
 
@@ -176,10 +189,16 @@ def parse_bytes(raw: bytes, name: str) -> Source:
 def parse_text(text: str, name: str) -> Source:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
-        raise SourceError(Diagnostic(name, line, 1, "", "contains a NUL character: this is not a text file"))
+        raise SourceError(Diagnostic(name, line, 1, "", _("contains a NUL character: this is not a text file")))
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
+        from kolorsc.spec.yamlhelp import explain  # full-width punctuation, tabs, indentation, quotes
+
+        better = explain(text, exc)
+        if better is not None:
+            line, col, message, hint = better
+            raise SourceError(Diagnostic(name, line, col, "", _("invalid YAML: {problem}").format(problem=message), hint)) from None
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         hint = _template_hint(text, line)
@@ -187,8 +206,9 @@ def parse_text(text: str, name: str) -> Source:
         cm = exc.context_mark
         if exc.context and cm is not None and mark is not None and cm.line != mark.line:
             # e.g. an unclosed quote: the problem is found at the end, the cause is where it began
-            what += f" ({exc.context} at line {cm.line + 1}, column {cm.column + 1})"
-        raise SourceError(Diagnostic(name, line, col, "", f"invalid YAML: {what}", hint)) from None
+            what += _(" ({context} at line {line}, column {col})").format(context=exc.context, line=cm.line + 1,
+                                                                        col=cm.column + 1)
+        raise SourceError(Diagnostic(name, line, col, "", _("invalid YAML: {problem}").format(problem=what), hint)) from None
     except yaml.reader.ReaderError:  # control characters: no mark, only an offset
         # libyaml reports a byte offset; find the character ourselves with PyYAML's own rule
         bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
@@ -196,14 +216,14 @@ def parse_text(text: str, name: str) -> Source:
         line = text.count("\n", 0, at) + 1
         col = at - (text.rfind("\n", 0, at) + 1) + 1
         char = f"U+{ord(bad.group()):04X}" if bad else "(unknown)"
-        raise SourceError(Diagnostic(name, line, col, "", f"invalid YAML: control character {char} is not allowed",
-                                     "remove it or write it as an escape in a double-quoted string")) from None
+        raise SourceError(Diagnostic(name, line, col, "", _("invalid YAML: control character {char} is not allowed").format(char=char),
+                                     _("remove it or write it as an escape in a double-quoted string"))) from None
     except yaml.YAMLError as exc:
-        raise SourceError(Diagnostic(name, None, None, "", f"invalid YAML: {_one_line(str(exc))}")) from None
+        raise SourceError(Diagnostic(name, None, None, "", _("invalid YAML: {problem}").format(problem=_one_line(str(exc))))) from None
     except RecursionError:
-        raise SourceError(Diagnostic(name, None, None, "", "invalid YAML: nested too deeply")) from None
+        raise SourceError(Diagnostic(name, None, None, "", _("invalid YAML: nested too deeply"))) from None
     if node is None:
-        raise SourceError(Diagnostic(name, 1, 1, "", "file is empty", "start from `kolorsc init NAME`"))
+        raise SourceError(Diagnostic(name, 1, 1, "", _("file is empty"), _("start from `kolorsc init NAME`")))
     src = Source(name=name, data=None, text=text)
     counter = [0]
     try:
@@ -221,7 +241,7 @@ def _template_hint(text: str, line: int | None) -> str | None:
     lines = text.splitlines()
     for n in (line, (line or 0) - 1):
         if n and 0 < n <= len(lines) and _UNQUOTED_TEMPLATE.search(lines[n - 1]):
-            return 'a value that starts with {{ or {% must be quoted: prompt: "{{ girl }}，..."'
+            return _('a value that starts with {{ or {% must be quoted: prompt: "{{ girl }}，..."')
     return None
 
 
@@ -248,10 +268,10 @@ def _problem(src: Source, node, path, message: str, hint: str | None = None) -> 
 def _convert(node, path: tuple, src: Source, counter: list, depth: int):
     counter[0] += 1
     if counter[0] > MAX_NODES:
-        raise _problem(src, node, path, f"too many values (more than {MAX_NODES:,} after expanding aliases)",
-                       "YAML aliases (*name) must not multiply the document")
+        raise _problem(src, node, path, _("too many values (more than {limit} after expanding aliases)").format(limit=f"{MAX_NODES:,}"),
+                       _("YAML aliases (*name) must not multiply the document"))
     if depth > MAX_DEPTH:
-        raise _problem(src, node, path, f"nested more than {MAX_DEPTH} levels deep")
+        raise _problem(src, node, path, _("nested more than {limit} levels deep").format(limit=MAX_DEPTH))
     src.positions.setdefault(path, _mark(node))
     if isinstance(node, yaml.ScalarNode):
         if node.style in ("|", ">"):
@@ -259,30 +279,30 @@ def _convert(node, path: tuple, src: Source, counter: list, depth: int):
         return _scalar(node, path, src)
     if isinstance(node, yaml.SequenceNode):
         if node.tag != _SEQ:
-            raise _problem(src, node, path, f"unsupported YAML tag {node.tag}")
+            raise _problem(src, node, path, _("unsupported YAML tag {tag}").format(tag=node.tag))
         return [_convert(child, path + (i,), src, counter, depth + 1) for i, child in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
         if node.tag != _MAP:
-            raise _problem(src, node, path, f"unsupported YAML tag {node.tag}")
+            raise _problem(src, node, path, _("unsupported YAML tag {tag}").format(tag=node.tag))
         out: dict = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
-                raise _problem(src, key_node, path, "YAML merge keys (<<) are not supported",
-                               "write the fields out; use defaults: for shared settings")
+                raise _problem(src, key_node, path, _("YAML merge keys (<<) are not supported"),
+                               _("write the fields out; use defaults: for shared settings"))
             if not isinstance(key_node, yaml.ScalarNode):
-                raise _problem(src, key_node, path, "a key must be a plain name, not a list or mapping",
+                raise _problem(src, key_node, path, _("a key must be a plain name, not a list or mapping"),
                                _template_hint(src.text, key_node.start_mark.line + 1))
             # The key's text as written: `no:` or `1:` mean the names "no" and "1" here.
             key = key_node.value
             if key in out:
                 first = src.key_positions.get(path + (key,))
-                where = f" (first at line {first[0]})" if first else ""
-                raise _problem(src, key_node, path + (key,), f"duplicate key {quote(key)}{where}",
-                               "YAML would silently keep only the last one")
+                where = _(" (first at line {line})").format(line=first[0]) if first else ""
+                raise _problem(src, key_node, path + (key,), _("duplicate key {key}{where}").format(key=quote(key), where=where),
+                               _("YAML would silently keep only the last one"))
             src.key_positions[path + (key,)] = _mark(key_node)
             out[key] = _convert(value_node, path + (key,), src, counter, depth + 1)
         return out
-    raise _problem(src, node, path, "unsupported YAML node")  # pragma: no cover
+    raise _problem(src, node, path, _("unsupported YAML node"))  # pragma: no cover
 
 
 def _scalar(node, path: tuple, src: Source):
@@ -299,9 +319,9 @@ def _scalar(node, path: tuple, src: Source):
     if tag == _FLOAT:
         value = _construct(node, path, src)
         if not math.isfinite(value):
-            raise _problem(src, node, path, f"expected a finite number, got {text}")
+            raise _problem(src, node, path, _("expected a finite number, got {value}").format(value=text))
         return value
-    raise _problem(src, node, path, f"unsupported YAML tag {tag}", "write plain text, numbers, lists and mappings")
+    raise _problem(src, node, path, _("unsupported YAML tag {tag}").format(tag=tag), _("write plain text, numbers, lists and mappings"))
 
 
 _constructor = yaml.SafeLoader("")  # only its construct_yaml_int/float methods are used
@@ -313,4 +333,4 @@ def _construct(node, path, src):
             return _constructor.construct_yaml_int(node)
         return _constructor.construct_yaml_float(node)
     except (ValueError, yaml.YAMLError):
-        raise _problem(src, node, path, f"cannot read number {node.value!r}") from None
+        raise _problem(src, node, path, _("cannot read number {value}").format(value=repr(node.value))) from None

@@ -56,7 +56,7 @@ def test_cold_build_writes_every_output_and_the_lock(built):
     out = out_dir(built / "project")
     names = set(tree_bytes(out))
     assert {f"panels/{i:02d}.png" for i in range(1, 9)} <= names
-    assert {"storyboard.png", "storyboard.pdf", "scores.json", f"my-team-可图Kolors训练-{STORY}.zip"} <= names
+    assert {"storyboard.png", "storyboard.pdf", "scores.json", f"kolorsc-可图Kolors训练-{STORY}.zip"} <= names
     lock = lockfile.read(lock_path(story_path(built / "project"))).lock
     assert lock is not None and lock.story == STORY and lock.engine == "preview"
     # every output file in build/ is what the lock file recorded
@@ -86,7 +86,9 @@ def test_changing_one_prompt_rerenders_exactly_that_panel(fresh):
     to_run = {str(n.id): n.why for n in plan.to_run() if n.kind == "render"}
     assert list(to_run) == ["render/01/seed-1"]
     (why,) = to_run["render/01/seed-1"]  # old → new, as the lock file recorded it
-    assert why.startswith("prompt ") and why.endswith("盯着窗外，发呆，上半身") and "盯着黑板，深思" in why
+    text, at = why.split(" at ")  # and the line that holds it
+    assert text.startswith("prompt ") and text.endswith("盯着窗外，发呆，上半身") and "盯着黑板，深思" in text
+    assert at == f"{story_path(project)}:29"
     summary, engine = rebuild(project, cache)
     assert summary.exit_code == 0
     assert engine.rendered == [(1, 1)]
@@ -200,7 +202,7 @@ def test_two_clean_builds_are_byte_identical(built, tmp_path):
 
 def test_team_rename_replaces_the_bundle_and_renders_nothing(fresh):
     project, cache = fresh
-    edit(story_path(project), "team: my-team", "team: ink-lab")
+    edit(story_path(project), "team: kolorsc", "team: ink-lab")
     summary, engine = rebuild(project, cache)
     assert summary.exit_code == 0 and engine.rendered == []
     assert [p.name for p in out_dir(project).glob("*.zip")] == [f"ink-lab-可图Kolors训练-{STORY}.zip"]
@@ -213,7 +215,10 @@ def test_dry_run_runs_nothing_and_explains(fresh):
     summary, engine = rebuild(project, cache, dry_run=True)
     assert engine.rendered == [] and summary.outcomes[0].status == "planned"
     renders = [n for n in summary.outcomes[0].plan.nodes if n.kind == "render"]
-    assert all(n.status == "to-run" and n.why == ("new node",) for n in renders)  # ids carry the seed
+    # ids carry the seed: each render replaces the one of its panel, and says which line moved it
+    seed = summary.outcomes[0].plan.story.locs["defaults.seed"]
+    assert [n.why for n in renders] == [(f"seed {i} → {i + 10} at {seed.file}:{seed.line}",) for i in range(1, 9)]
+    assert all(n.status == "to-run" for n in renders)
     assert lock_path(story_path(project)).read_bytes() == lock_before
 
 

@@ -87,6 +87,7 @@ def test_dataset_and_lora_are_built_once_and_reused(project, tmp_path):
     edit(project / "styles" / "ink-wash.yaml", "rank: 4", "rank: 2")
     plan = api.plan(story_path(project, STORY), engine=RealishEngine(), cache_dir=tmp_path / "cache",
                     models_dir=tmp_path / "models")
-    assert plan.node("lora").why == ("training rank 4 → 2",)
+    rank = plan.story.style.locs["lora.train.rank"]  # the line that changed it
+    assert plan.node("lora").why == (f"training rank 4 → 2 at {rank.file}:{rank.line}",)
     assert plan.node("dataset").status == "cached"
     assert {n.why[0] for n in plan.of_kind("render")} == {"style (LoRA) changed"}

@@ -49,7 +49,10 @@ def test_statuses_and_reasons_against_the_lock(loaded, tmp_path):
     edited = [dataclasses.replace(panels[0], seed=99, steps=20)] + panels[1:]
     again = plan_of(make_graph(story, edited, ids(engine={**ENGINE, "code": "c9"})), cache, LockRead(lock))
     assert again.node("render/02/seed-2").why == ("engine code changed",)
-    assert again.node("render/01/seed-99").why == ("new node",)  # the seed is in the id
+    at = {k: f"{v.file}:{v.line}" for k, v in story.locs.items()}
+    # the seed is in the id: the node it replaces is render/01/seed-1, and the reason says so
+    assert again.node("render/01/seed-99").why == (
+        "engine code changed", f"seed 1 → 99 at {at['defaults.seed']}", f"steps 50 → 20 at {at['defaults.steps']}")
     assert again.node("select/01").why == ("candidate images changed",)
 
     cache.discard(plan.node("pdf").key)
@@ -66,9 +69,10 @@ def test_reasons_name_the_changed_input_with_old_and_new_values(loaded, tmp_path
               dataclasses.replace(panels[2], steps=30)] + panels[3:]
     code = {**code_identities(), "pdf": "other"}
     again = plan_of(make_graph(story, edited, dataclasses.replace(ids(), code=code)), cache, LockRead(lock))
-    assert again.node("render/01/seed-1").why == (f"negative {panels[0].negative} → 模糊",)
-    assert again.node("render/02/seed-2").why == ("cfg 4.0 → 7.0",)
-    assert again.node("render/03/seed-3").why == ("steps 50 → 30",)
+    at = {k: f"{v.file}:{v.line}" for k, v in story.locs.items()}  # the line holding the value in effect
+    assert again.node("render/01/seed-1").why == (f"negative {panels[0].negative} → 模糊 at {at['defaults.negative']}",)
+    assert again.node("render/02/seed-2").why == (f"cfg 4.0 → 7.0 at {at['defaults.cfg']}",)
+    assert again.node("render/03/seed-3").why == (f"steps 50 → 30 at {at['defaults.steps']}",)
     assert "pdf code changed" in again.node("pdf").why
 
 

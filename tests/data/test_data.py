@@ -24,7 +24,7 @@ from PIL import Image
 
 from kolorsc.data import dataset_fingerprint, prepare_dataset
 from kolorsc.data.sources import rows_to_samples
-from kolorsc.errors import TrainingError
+from kolorsc.errors import InputError, TrainingError
 from kolorsc.spec.model import DataFilter, Dataset
 
 FILTERS = (
@@ -112,7 +112,7 @@ def test_unsafe_caption_template_is_refused(folder, tmp_path) -> None:
 
 
 def test_unknown_operator_is_refused_before_any_work(folder, tmp_path) -> None:
-    with pytest.raises(TrainingError, match="unsupported Data-Juicer operator"):
+    with pytest.raises(InputError, match="unsupported Data-Juicer operator"):
         prepare_dataset(_dataset(folder, filters=(DataFilter("video_motion_score_filter"),)), folder, tmp_path / "ds")
 
 

@@ -23,8 +23,12 @@ def _bundle(tmp_path, **kw) -> tuple[object, bytes]:
     return result, bundle_zip(result, pngs, result.lora.path if result.lora else None)
 
 
-def _write(tmp_path, data: bytes, name: str = "b.zip"):
+NAMED = "星河队-可图Kolors训练-rainy-day.zip"  # the challenge's rule: {team}-可图Kolors训练-{id}.zip
+
+
+def _write(tmp_path, data: bytes, name: str = NAMED):
     path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
 
@@ -248,14 +252,14 @@ def test_not_a_zip_or_missing_is_a_usage_error(tmp_path):
 def test_cli_exit_codes(tmp_path):
     runner = CliRunner()
     _, good = _bundle(tmp_path, aesthetic=[6.5] * 8)
-    ok = runner.invoke(main, ["bundle", "verify", str(_write(tmp_path, good, "good.zip"))])
+    ok = runner.invoke(main, ["bundle", "verify", str(_write(tmp_path / "good", good))])
     assert ok.exit_code == 0, ok.output
     assert "OK" in ok.output and "mean aesthetic 6.500" in ok.output
     _, low = _bundle(tmp_path, aesthetic=[6.5] * 8)
-    strict = runner.invoke(main, ["bundle", "verify", str(_write(tmp_path, low, "low.zip")), "--threshold", "7"])
+    strict = runner.invoke(main, ["bundle", "verify", str(_write(tmp_path / "low", low)), "--threshold", "7"])
     assert strict.exit_code == 1 and "below the threshold 7.0" in strict.output
     _, preview = _bundle(tmp_path, preview=True)
-    bad = runner.invoke(main, ["bundle", "verify", str(_write(tmp_path, preview, "p.zip"))])
+    bad = runner.invoke(main, ["bundle", "verify", str(_write(tmp_path / "p", preview))])
     assert bad.exit_code == 1 and "error: this is a PREVIEW bundle" in bad.output and "NOT VALID" in bad.output
     missing = runner.invoke(main, ["bundle", "verify", str(tmp_path / "none.zip")])
     assert missing.exit_code == 2
@@ -313,3 +317,17 @@ def test_model_card_explains_a_missing_lora(tmp_path):
 
     card = model_card(make_result(tmp_path, lora=False, preview=True))
     assert "preview builds do not train it" in card and "lora/watercolor" not in card
+
+
+@pytest.mark.parametrize("name, message", [
+    ("bundle.zip", "the file name bundle.zip does not follow the challenge's rule {team}-可图Kolors训练-{id}.zip"),
+    ("-可图Kolors训练-rainy-day.zip", "does not follow the challenge's rule"),
+    ("my-team-可图Kolors训练-rainy-day.zip", 'the team is the placeholder "my-team"'),
+    ("月亮队-可图Kolors训练-rainy-day.zip", 'the file name says team "月亮队" but prompts.json says "星河队"'),
+    ("星河队-可图Kolors训练-sunny-day.zip", 'the file name says "sunny-day" but prompts.json is of the story "rainy-day"'),
+])
+def test_the_file_name_follows_the_challenge_rule(tmp_path, name, message):
+    _, data = _bundle(tmp_path, aesthetic=[6.5] * 8)
+    assert verify_bundle(_write(tmp_path / "ok", data)).ok
+    report = verify_bundle(_write(tmp_path / "bad", data, name))
+    assert not report.ok and any(message in f.message for f in report.errors), [f.message for f in report.errors]

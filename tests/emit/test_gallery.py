@@ -67,7 +67,7 @@ def test_index_and_story_pages_in_a_browser(collection, tmp_path):
     linked = {os.path.relpath(href[len("file://"):], out) for href in phone.links}
     for sid in EXAMPLES:
         assert {f"{sid}/{STORY_PAGE}", f"{sid}/storyboard.png", f"{sid}/storyboard.pdf", f"{sid}/scores.json",
-                f"{sid}/my-team-%E5%8F%AF%E5%9B%BEKolors%E8%AE%AD%E7%BB%83-{sid}.zip"} <= linked or \
+                f"{sid}/kolorsc-%E5%8F%AF%E5%9B%BEKolors%E8%AE%AD%E7%BB%83-{sid}.zip"} <= linked or \
             {f"{sid}/{STORY_PAGE}", f"{sid}/storyboard.png"} <= linked
     assert not any(link.startswith("broken/") for link in linked)  # the failed story links nothing
     for page in pages:

@@ -49,7 +49,7 @@ def test_check_warns_about_characters_no_font_can_draw(proj):
     assert result.exit_code == 0  # a warning: the build still works, with one empty box
     line = line_of(text, "\U000f0000")
     col = text.splitlines()[line - 1].index("\U000f0000") + 1
-    assert result.output.splitlines()[0].startswith(f"stories/tofu.yaml:{line}:{col}: scenes[0].caption: warning: ")
+    assert result.output.splitlines()[0].startswith(f"stories/tofu.yaml:{line}:{col}: warning: scenes[0].caption: ")
     assert "U+F0000" in result.output
     assert result.output.splitlines()[-1] == "1 file checked, 0 invalid, 0 problems, 1 warning"
     # emoji and Extension B ideographs are drawn by the fallback faces: nothing to warn about
@@ -87,6 +87,20 @@ def test_init_writes_a_story_that_checks_and_refuses_to_overwrite(proj):
     assert run("prompts", "stories/my-tale.yaml").exit_code == 0
     again = run("init", "my-tale")
     assert again.exit_code == 2 and "refusing to overwrite" in again.output
+
+
+def test_init_template_shows_consistency_and_checks_with_it_switched_on(proj):
+    assert run("init", "my-tale").exit_code == 0
+    text = (proj / "stories" / "my-tale.yaml").read_text(encoding="utf-8")
+    assert "# reference: generate" in text and "# consistency:" in text
+    on = (text.replace("    # reference: generate", "    reference: generate").replace("# consistency:", "consistency:")
+          .replace("#   ip_adapter", "  ip_adapter").replace("#   shared_attention", "  shared_attention"))
+    (proj / "stories" / "on.yaml").write_text(on.replace("id: my-tale", "id: with-consistency"), encoding="utf-8")
+    from kolorsc.spec import load_story
+
+    story = load_story(proj / "stories" / "on.yaml")
+    assert story.consistency.ip_adapter is not None and story.consistency.shared_attention is not None
+    assert story.characters["hero"].reference.generate
 
 
 def test_init_in_an_empty_folder_writes_its_style_too(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
-"""`kolorsc check --inputs`: the local files a style names must exist, so a story that a fresh
-clone cannot build fails in CI, not an hour into a GPU build. The repository's examples pass."""
+"""`kolorsc check` (by default; `--no-inputs` skips it): the local files a style names must
+exist, so a story that a fresh clone cannot build fails in CI, not an hour into a GPU build.
+The repository's examples pass."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ def test_missing_lora_file_and_dataset_folder_point_at_their_lines(tmp_path, mon
     ink = ink[: ink.index("    source: generate")] + "    source: local\n    path: ../data/ink-wash\n"
     (proj / "styles" / "ink-wash.yaml").write_text(ink, "utf-8")
 
-    assert check_paths([Path("stories")]).ok  # without --inputs: the files themselves are valid
-    got = lines(check_paths([Path("stories")], inputs=True))
+    assert check_paths([Path("stories")], inputs=False).ok  # --no-inputs: the files themselves are valid
+    got = lines(check_paths([Path("stories")]))
     assert got == [
         ("styles/ink-wash.yaml:31:11: lora.dataset.path: the dataset folder data/ink-wash does not exist "
         "(add the images there (x.jpg with a caption in x.txt), or use source: modelscope (a dataset id) "
@@ -58,6 +59,7 @@ def test_inline_style_points_into_the_story_and_the_cli_flag(tmp_path, monkeypat
     (got,) = lines(check_paths([Path("stories/s.yaml")], inputs=True))
     assert got.startswith("stories/s.yaml:13:16:") and "style.lora.path: the LoRA file loras/w.safetensors does not exist" in got
 
-    result = CliRunner().invoke(main, ["check", "stories/s.yaml", "--inputs"])
+    result = CliRunner().invoke(main, ["check", "stories/s.yaml"])
     assert result.exit_code == 2 and "does not exist" in result.output
-    assert CliRunner().invoke(main, ["check", "stories/s.yaml"]).exit_code == 0
+    assert CliRunner().invoke(main, ["check", "stories/s.yaml", "--inputs"]).exit_code == 2  # the default, said
+    assert CliRunner().invoke(main, ["check", "stories/s.yaml", "--no-inputs"]).exit_code == 0

@@ -39,7 +39,7 @@ def test_classroom_dream_loads_into_the_model():
     assert story.characters["girl"].name == "少女"
     assert len(story.scenes) == 8 and [s.index for s in story.scenes] == list(range(8))
     assert story.defaults.size == (1024, 1024) and story.defaults.cfg == 4.0
-    assert story.bundle_name == "my-team-可图Kolors训练-classroom-dream"
+    assert story.bundle_name == "kolorsc-可图Kolors训练-classroom-dream"
     # the block-scalar prompt of scene 7 starts on the line below `prompt: |`
     text = story_text()
     assert story.scenes[6].prompt_loc.line == line_of(text, "{{ girl }}，坐在教室里，下课铃声响了")
@@ -115,7 +115,7 @@ def test_all_errors_of_a_file_are_reported_in_order(proj):
 
 
 def test_missing_required_field(proj):
-    text = edit(story_text(), "team: my-team\n", "")
+    text = edit(story_text(), "team: kolorsc\n", "")
     d = one(write_story(proj, text))
     assert d.message == 'missing required field "team"' and d.path == ""
 
@@ -226,8 +226,15 @@ def test_enum_gets_a_suggestion(proj):
 def test_unknown_style_suggests_one(proj):
     text = edit(story_text(), "style: ink-wash", "style: inkwash")
     d = one(write_story(proj, text))
-    assert d.path == "style" and d.hint == 'did you mean "ink-wash"?'
+    assert d.path == "style" and d.hint == "did you mean ink-wash (水墨)?"
     assert d.message == 'unknown style "inkwash": no styles/inkwash.yaml'
+
+
+def test_a_style_named_by_its_display_name_points_at_its_slug(proj):
+    text = edit(story_text(), "style: ink-wash", "style: 水墨")
+    d = one(write_story(proj, text))
+    assert (d.path, d.line, d.col) == ("style", line_of(text, "style: 水墨"), 8)
+    assert d.hint == "did you mean ink-wash (水墨)?"
 
 
 def test_style_errors_are_reported_with_the_story(proj):
@@ -282,7 +289,7 @@ def test_inline_style_and_character_shorthand(proj):
     text = edit(story_text(), "style: ink-wash", "style:\n  name: 水彩\n  trigger: 水彩画\n  lora: {path: ../loras/w.safetensors, scale: 1}")
     text = edit(text, "  prince:\n    name: 王子\n    look: 一个英俊少年，白色长袍", "  prince: 一个英俊少年，白色长袍")
     story = load_story(write_story(proj, text))
-    assert story.style.id == "classroom-dream-style" and story.style.source is None
+    assert story.style.id == "s-style" and story.style.source is None  # "<story id>-style"
     assert story.style.lora.path == (proj / "loras" / "w.safetensors").resolve()
     assert story.characters["prince"].look == "一个英俊少年，白色长袍" and story.characters["prince"].name is None
 
@@ -385,7 +392,7 @@ def test_style_file_linking_out_of_the_project_is_refused(proj, tmp_path):
 
 
 def test_team_must_be_usable_in_file_names(proj):
-    d = one(write_story(proj, edit(story_text(), "team: my-team", "team: a/b")))
+    d = one(write_story(proj, edit(story_text(), "team: kolorsc", "team: a/b")))
     assert d.path == "team" and d.message.startswith("must not contain / \\ : * ?") and d.message.endswith('got "a/b"')
 
 

@@ -50,7 +50,9 @@ def check_bytes(project: Path, raw: bytes):
     path.write_bytes(raw)
     report = check_file(path)  # raises only if something other than SpecError escapes
     for d in report.diagnostics:
-        assert d.format() and "\n" not in d.message and "Traceback" not in d.message
+        line = d.format()
+        assert line and "\n" not in line and "\r" not in line and "Traceback" not in line
+        assert " at 0x" not in line  # no Python repr with a memory address
     return report
 
 
@@ -142,3 +144,142 @@ def test_random_templates(project, template):
     # a JSON string is a valid YAML double-quoted scalar: the template arrives unchanged
     text = TEXTS[0].replace(original, json.dumps(template, ensure_ascii=False), 1)
     check_bytes(project, text.encode("utf-8"))
+
+
+# --- the hostile classes of issue 14 ------------------------------------------------------------
+# Each strategy builds stories from the first example with one kind of attack; the checker
+# must answer with diagnostics (or accept), never another exception, and what it accepts
+# must compile to eight bounded prompts. bench/bench_hostile.py runs these at 10,000 examples
+# and records time and memory per file.
+
+from kolorsc.spec.templates import MAX_TEXT  # noqa: E402 - kept beside the tests that use it
+
+FIRST_PROMPT = '"{{ girl }}，坐在教室里，盯着黑板，深思"'
+FIRST_LOOK = "look: 一个黑色长发少女，红色长裙"
+
+
+def story_with(template: str, look: str | None = None) -> str:
+    text = TEXTS[0].replace(FIRST_PROMPT, json.dumps(template, ensure_ascii=False), 1)
+    if look is not None:
+        text = text.replace(FIRST_LOOK, "look: " + json.dumps(look, ensure_ascii=False), 1)
+    return text
+
+
+def assert_bounded(project: Path, report) -> None:
+    if report.ok:
+        from kolorsc.prompts import compile_story
+        from kolorsc.spec import load_story
+
+        panels = compile_story(load_story(project / "stories" / "fuzz.yaml"))
+        assert len(panels) == 8
+        assert all(len(p.prompt) <= 2 * MAX_TEXT + 200 and len(p.negative) <= 3 * MAX_TEXT for p in panels)
+
+
+REFERENCES = st.sampled_from(["{{ girl }}", "{{ girl.look }}", "{{ style }}", "{{ style.trigger }}", "{{ scene.caption }}",
+                              "{{ girl ~ girl }}", "{{ girl|upper }}", "{{ girl.look[::-1] }}", "，"])
+
+
+@SETTINGS
+@given(unit=st.sampled_from(["长发", "x", "🐉", "a b ", "，"]), size=st.integers(1, 20_000),
+       refs=st.lists(REFERENCES, min_size=1, max_size=40), times=st.integers(1, 3000))
+def test_long_values_referenced_many_times(project, unit, size, refs, times):
+    look = (unit * (size // len(unit) + 1))[:size]
+    template = "".join(refs) * (times if len("".join(refs)) * times <= MAX_TEXT else 1)
+    assert_bounded(project, check_bytes(project, story_with(template, look).encode("utf-8")))
+
+
+NUMBERS = st.sampled_from(["10", "64", "2", "-3", "0", "1", "0.5", "1e308", "9" * 60, "scene.index", "girl.look|length",
+                           "(10**64)", "True"])
+OPS = st.sampled_from(["+", "-", "*", "**", "//", "%", "/"])
+expressions = st.recursive(NUMBERS, lambda inner: st.tuples(inner, OPS, inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+                           max_leaves=12)
+
+
+@SETTINGS
+@given(expr=expressions, wrap=st.sampled_from(["{{ %s }}", "{{ girl }}{{ %s }}", "{% set x = %s %}{{ x }}",
+                                                "{{ (%s)|string|length }}", "{{ [1]*(%s)|length }}",
+                                                "{{ 'ab' * (%s) }}", "{{ range(%s)|join }}"]))
+def test_nested_arithmetic(project, expr, wrap):
+    assert_bounded(project, check_bytes(project, story_with(wrap.replace("%s", expr)).encode("utf-8")))
+
+
+AMPLIFIERS = [
+    "|replace('', girl.look)", "|replace('长', girl.look)", "|replace('a', 'bb')", "|join(girl.look)", "|list", "|sort",
+    "|unique", "|reverse", "|upper", "|string", "|truncate(5)", "|map('upper')|join", "|first", "|length", " ~ girl",
+    " * 3", " * 1000", "|default('x')", ".replace('', 'xy')", ".split('，')|join('，')", ".center(100000)",
+    ".zfill(100000)", ".expandtabs(100000)", ".upper()", "|wordcount", "|sum", "|int", "|float",
+]
+
+
+@SETTINGS
+@given(chain=st.lists(st.sampled_from(AMPLIFIERS), min_size=1, max_size=6),
+       loops=st.integers(0, 2), repeat=st.integers(1, 5), long_look=st.booleans())
+def test_amplifying_filters_and_loops(project, chain, loops, repeat, long_look):
+    expr = "{{ (girl.look" + "".join(chain) + ") }}"
+    body = expr * repeat
+    for i in range(loops):
+        body = f"{{% for i{i} in range(100) %}}{body}{{% endfor %}}"
+    look = "长发，" * 6000 if long_look else None
+    assert_bounded(project, check_bytes(project, story_with(body, look).encode("utf-8")))
+
+
+CONTROLS = st.sampled_from(["\x00", "\x01", "\x07", "\x1b", "\x7f", "\x85", "\u2028", "\u2029", "\n", "\r", "\t",
+                            "\u200b", "\ufeff"])
+
+
+@SETTINGS
+@given(pick=st.integers(0, 10**6), control=CONTROLS, at=st.integers(0, 100), as_key=st.booleans())
+def test_control_characters_anywhere(project, pick, control, at, as_key):
+    data = yaml.safe_load(TEXTS[0])
+    data["style"] = {"name": "x", "trigger": "t", "lora": {"path": "../loras/x.safetensors"}}
+    paths = [p for p in _paths(data) if p and isinstance(_get(data, p), str)]
+    path = paths[pick % len(paths)]
+    parent = _get(data, path[:-1])
+    value = parent[path[-1]]
+    changed = value[: at % (len(value) + 1)] + control + value[at % (len(value) + 1):]
+    if as_key and isinstance(parent, dict):
+        parent[changed] = parent.pop(path[-1])
+    else:
+        parent[path[-1]] = changed
+    report = check_bytes(project, yaml.safe_dump(data, allow_unicode=True, sort_keys=False).encode("utf-8"))
+    assert_bounded(project, report)
+
+
+def _get(data, path):
+    for part in path:
+        data = data[part]
+    return data
+
+
+INT_FIELDS = [("defaults", "steps"), ("defaults", "seed"), ("defaults", "size", 0), ("kolorsc",), ("scenes", 0, "seed"),
+              ("scenes", 3, "steps"), ("scenes", 5, "candidates"), ("defaults", "candidates")]
+
+
+@SETTINGS
+@given(field=st.sampled_from(INT_FIELDS), value=st.one_of(st.integers(0, 300).map(float), st.booleans(),
+                                                          st.sampled_from([1.5, 1e3, -0.0, 2**53 + 1.0])))
+def test_float_for_int(project, field, value):
+    data = yaml.safe_load(TEXTS[0])
+    parent = data
+    for part in field[:-1]:
+        parent = parent.setdefault(part, {}) if isinstance(part, str) else parent[part]
+    parent[field[-1]] = value
+    report = check_bytes(project, yaml.safe_dump(data, allow_unicode=True, sort_keys=False).encode("utf-8"))
+    assert not report.ok  # a float or a bool where an integer belongs is always a diagnostic
+
+
+NAME_CHARS = st.sampled_from(["🐉", "龙", "é", "a", "-", "👩‍👩‍👧‍👦", "\u0301"])
+
+
+@SETTINGS
+@given(team=st.lists(NAME_CHARS, min_size=1, max_size=64).map("".join), key=st.lists(NAME_CHARS, min_size=1, max_size=64).map("".join),
+       id_len=st.integers(1, 64))
+def test_byte_long_names(project, team, key, id_len):
+    data = yaml.safe_load(TEXTS[0])
+    data["team"] = team[:64]
+    data["id"] = ("a" * id_len)
+    data["characters"][key] = "x"
+    report = check_bytes(project, yaml.safe_dump(data, allow_unicode=True, sort_keys=False).encode("utf-8"))
+    name = f"{team[:64]}-可图Kolors训练-{'a' * id_len}.zip"
+    if report.ok:  # what check accepts, the file system can store (with kolorsc's temp-name suffix)
+        assert len(name.encode("utf-8")) + 14 <= 255

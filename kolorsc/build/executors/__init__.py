@@ -13,6 +13,7 @@ from kolorsc.build.executors.local import LocalExecutor
 from kolorsc.build.stages.base import Env
 from kolorsc.engines import EngineSpec
 from kolorsc.errors import UsageError
+from kolorsc.i18n import _, language
 
 EXECUTORS = ("local", "ray")
 
@@ -30,8 +31,10 @@ def make_executor(name: str, env: Env, engine: EngineSpec, *, models_dir: Path |
         from kolorsc.build.executors.ray import RayExecutor
         from kolorsc.build.executors.ray_worker import WorkerSpec
 
-        return RayExecutor.connect(env, WorkerSpec(engine, models_dir, device), ray_address, ray_workers)
-    raise UsageError(f"unknown executor {name!r}: choose one of {', '.join(EXECUTORS)}")
+        spec = WorkerSpec(engine, models_dir, device, lang=language())
+        return RayExecutor.connect(env, spec, ray_address, ray_workers)
+    raise UsageError(_("unknown executor {name}: choose one of {executors}").format(
+        name=repr(name), executors=", ".join(EXECUTORS)))
 
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "Result", "make_executor"]

@@ -52,6 +52,7 @@ at the address: a BuildError before anything runs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import socket
@@ -67,6 +68,7 @@ from kolorsc.build.executors.schedule import cut
 from kolorsc.build.graph import DATASET, EMIT_KINDS, LORA, RENDER, SCORE, SELECT
 from kolorsc.build.stages.base import Blob, Env, Task
 from kolorsc.errors import BuildError
+from kolorsc.i18n import _, ngettext
 
 POOLED = (RENDER, SCORE)
 BATCHED = (SELECT, *EMIT_KINDS)  # milliseconds of work per node: several to a Ray task
@@ -79,8 +81,8 @@ def import_ray():
     try:
         import ray
     except ImportError as exc:
-        raise BuildError("--executor ray needs Ray, which is not installed: pip install 'kolorsc[models]' "
-                         f"(or pip install 'ray>=2.9') ({exc})") from exc
+        raise BuildError(_("--executor ray needs Ray, which is not installed: pip install 'kolorsc[models]' "
+                           "(or pip install 'ray>=2.9') ({error})").format(error=exc)) from exc
     return ray
 
 
@@ -98,21 +100,24 @@ def connect(address: str | None, env: dict):
         ray.init(address=address, namespace="kolorsc", log_to_driver=False, runtime_env=env,
                  logging_level=logging.WARNING)
     except Exception as exc:  # ConnectionError, ValueError (ray:// without ray[client])...
-        raise BuildError(f"cannot connect to a Ray cluster at {address or 'this machine'}: {exc}") from exc
+        raise BuildError(_("cannot connect to a Ray cluster at {address}: {error}").format(
+            address=address or _("this machine"), error=exc)) from exc
     return ray, True
 
 
 def probe(address: str) -> None:
     """Fail fast when nothing answers at the address (ray.init would wait a minute or more)."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host, _colon, port = address.removeprefix("ray://").rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=PROBE_TIMEOUT):
             return
     except ValueError:
-        raise BuildError(f"--ray-address {address}: expected auto, host:port or ray://host:port") from None
+        raise BuildError(_("--ray-address {address}: expected auto, host:port or ray://host:port").format(
+            address=address)) from None
     except OSError as exc:
-        raise BuildError(f"no Ray cluster answers at {address} ({exc.strerror or exc}): start one with "
-                         "`ray start --head` or check --ray-address / KOLORSC_RAY_ADDRESS") from None
+        raise BuildError(_("no Ray cluster answers at {address} ({error}): start one with `ray start --head` "
+                           "or check --ray-address / KOLORSC_RAY_ADDRESS").format(
+                               address=address, error=exc.strerror or exc)) from None
 
 
 def runtime_env(modules=()) -> dict:
@@ -173,7 +178,7 @@ class RayExecutor(Executor):
     @classmethod
     def connect(cls, env: Env, spec: WorkerSpec, address: str | None = None, workers: int | None = None):
         if workers is not None and workers < 1:
-            raise BuildError("--ray-workers must be at least 1")
+            raise BuildError(_("--ray-workers must be at least 1"))
         ray, owns = connect(address, job_env(spec))
         try:
             return cls(ray, env, spec, workers, owns)
@@ -205,7 +210,7 @@ class RayExecutor(Executor):
             refs = (self.pool.refs() if self.pool else []) + self.tasks.refs()
             if not refs:
                 break
-            ready, _ = self.ray.wait(refs, num_returns=1, timeout=WAIT)
+            ready, _pending = self.ray.wait(refs, num_returns=1, timeout=WAIT)
             for ref in ready:
                 owner = self.pool if self.pool and self.pool.owns(ref) else self.tasks
                 yield from owner.handle(ref)
@@ -226,7 +231,7 @@ class RayExecutor(Executor):
     def _task_spec(self, task: Task) -> WorkerSpec:
         """Only a generated dataset needs the engine: leaving it out of the other tasks spares
         their workers unpickling (importing) it."""
-        return self.spec if generates(task) else WorkerSpec(None, self.spec.models_dir, self.spec.device)
+        return self.spec if generates(task) else dataclasses.replace(self.spec, engine=None)
 
     def _task_options(self, task: Task) -> dict:
         if generates(task) and self.gpus:  # renders with the base model: a GPU, as a render worker
@@ -241,8 +246,8 @@ class RayExecutor(Executor):
     def status(self) -> str:
         workers = self.pool.workers if self.pool else 0
         in_flight = (self.pool.in_flight if self.pool else 0) + self.tasks.in_flight
-        parts = [f"{workers} worker{'s' * (workers != 1)}"] if self.pool else []
-        return ", ".join(parts + [f"{in_flight} in flight"])
+        parts = [ngettext("{n} worker", "{n} workers", workers).format(n=workers)] if self.pool else []
+        return ", ".join(parts + [_("{n} in flight").format(n=in_flight)])
 
     def end_wave(self, kind: str) -> None:
         self.local.end_wave(kind)
@@ -325,19 +330,20 @@ class _Tasks:
             where, replies = self.ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - retries exhausted, or the task could not run
             lines = str(exc).strip().splitlines() or [""]
-            why = BuildError(f"the Ray task was lost: {type(exc).__name__}: {lines[-1].strip()}"[:400])
+            lost = f"{type(exc).__name__}: {lines[-1].strip()}"[:400]
+            why = BuildError(_("the Ray task was lost: {error}").format(error=lost))
             return [Result(k, error=why) for k in keys]
         out, made = [], set()
         for reply in replies:
             if reply[0] == "item":
-                _, key, data, sha = reply
+                _item, key, data, sha = reply
                 made.add(key)
                 out.append(Result(key, data, sha, where=where))
             elif reply[0] == "error":
-                _, exc, failed = reply
+                _error, exc, failed = reply
                 out += [Result(k, error=exc) for k in failed if k not in made]
                 made.update(failed)
-        missing = BuildError(f"worker {where}: the stage made no output for it (internal error)")
+        missing = BuildError(_("worker {where}: the stage made no output for it (internal error)").format(where=where))
         return out + [Result(k, error=missing) for k in keys if k not in made]
 
     def cancel(self) -> None:

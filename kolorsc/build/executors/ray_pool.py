@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from kolorsc.build.executors.base import Result
 from kolorsc.build.executors.schedule import Piece, choose, subtask
 from kolorsc.errors import BuildError
+from kolorsc.i18n import _
 
 MAX_ATTEMPTS = 3  # workers lost while making one node before it fails
 QUEUED_NEXT = 2  # `next` calls queued per actor: one being made, one waiting
@@ -68,7 +69,7 @@ class ActorPool:
         self.calls: dict = {}  # ref -> (slot, what, running id, order)
         self.since = time.monotonic()
         self.last_loss: BaseException | None = None
-        for _ in range(size):
+        for _i in range(size):
             self._spawn()
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -136,13 +137,15 @@ class ActorPool:
             run = Running(piece, next(self.ids), list(piece.task.keys))
             slot.running = run
             self._call(slot, "start", slot.handle.start.remote(run.id, piece.task.detached()), run.id)
-            for _ in range(QUEUED_NEXT):
+            for _i in range(QUEUED_NEXT):
                 self._call(slot, "next", slot.handle.next.remote(run.id), run.id)
         if self.waiting and not self.slots:
-            return self._fail_waiting(f"every Ray worker of the pool was lost (last: {_short(self.last_loss)})")
+            return self._fail_waiting(_("every Ray worker of the pool was lost (last: {error})").format(
+                error=_short(self.last_loss)))
         if self.waiting and self.workers == 0 and time.monotonic() - self.since > START_TIMEOUT:
-            return self._fail_waiting(f"no Ray worker could start in {START_TIMEOUT:.0f} s: is a "
-                                      f"{'GPU' if 'num_gpus' in self.options else 'CPU'} free (`ray status`)?")
+            return self._fail_waiting(_("no Ray worker could start in {seconds} s: is a {device} free "
+                                        "(`ray status`)?").format(
+                seconds=f"{START_TIMEOUT:.0f}", device="GPU" if "num_gpus" in self.options else "CPU"))
         return []
 
     def _fail_waiting(self, why: str) -> list[Result]:
@@ -156,21 +159,22 @@ class ActorPool:
         """Take the replies of `ref` and of every call made before it on the same actor, in the
         order they were made: the actor ran them in that order, so they are all there, and
         ray.wait may have shown them in any order (a piece's "done" before its last image)."""
-        slot, *_, seq = self.calls[ref]
+        slot, *_rest, seq = self.calls[ref]
         earlier = sorted((self.calls[r][-1], r) for r in slot.refs if self.calls[r][-1] <= seq)
         out = []
-        for _, r in earlier:
+        for _seq, r in earlier:
             if r in self.calls:  # a loss handled on the way drops the slot's other calls
                 out += self._handle_one(r)
         return out
 
     def _handle_one(self, ref) -> list[Result]:
-        slot, what, run_id, _ = self.calls.pop(ref)
+        slot, what, run_id, _seq = self.calls.pop(ref)
         slot.refs.discard(ref)
         try:
             reply = self.ray.get(ref)
         except self.ray.exceptions.RayTaskError as exc:  # our actor code raised: not a lost worker
-            return self._finish(slot, run_id, error=BuildError(f"worker {slot.where}: {_short(exc)}"))
+            why = _("worker {where}: {error}").format(where=slot.where, error=_short(exc))
+            return self._finish(slot, run_id, error=BuildError(why))
         except Exception as exc:  # noqa: BLE001 - the worker was lost (actor died, node died...)
             return self._lost(slot, exc)
         if what == "ready":
@@ -183,7 +187,7 @@ class ActorPool:
     def _reply(self, slot: Slot, reply: tuple) -> list[Result]:
         kind, run = reply[0], slot.running
         if kind == "item":
-            _, key, data, sha = reply
+            _item, key, data, sha = reply
             if key not in run.left:
                 return []  # not asked for (the driver would drop it too)
             run.left.remove(key)
@@ -191,7 +195,8 @@ class ActorPool:
             return [Result(key, data, sha, where=slot.where)]
         if kind == "done":
             slot.merged = run.piece.affinity
-            missing = BuildError(f"worker {slot.where}: the stage made no output for it (internal error)")
+            missing = BuildError(_("worker {where}: the stage made no output for it (internal error)").format(
+                where=slot.where))
             return self._finish(slot, run.id, error=missing)
         if kind == "error":
             return self._finish(slot, run.id, error=reply[1])
@@ -219,7 +224,8 @@ class ActorPool:
             piece = run.piece
             left = tuple(w for w in piece.task.work if w.node.key in run.left)
             if piece.attempt + 1 >= MAX_ATTEMPTS:
-                why = BuildError(f"{MAX_ATTEMPTS} Ray workers were lost while making it (last: {_short(exc)})")
+                why = BuildError(_("{attempts} Ray workers were lost while making it (last: {error})").format(
+                    attempts=MAX_ATTEMPTS, error=_short(exc)))
                 out = [Result(k, error=why) for k in run.left]
             else:
                 self.waiting.insert(0, Piece(subtask(piece.task, left), piece.affinity, piece.attempt + 1))

@@ -29,23 +29,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kolorsc import paths
+from kolorsc import i18n, paths
 from kolorsc.build.graph import LORA, PDF, RENDER, SCORE, STORYBOARD
 from kolorsc.build.stages import code_identity, run_task
 from kolorsc.build.stages.base import Env, Task
 from kolorsc.engines import EngineSpec
 from kolorsc.errors import BuildError
 from kolorsc.hashing import sha256_bytes
+from kolorsc.i18n import _
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
     """How a worker sets itself up. `models_dir` None: the worker's own $KOLORSC_MODELS or
-    default folder (each node pulls its models); a path: the same path on every node."""
+    default folder (each node pulls its models); a path: the same path on every node. `lang`:
+    the driver's language (--lang is the driver's; a worker's environment may say otherwise),
+    for the messages a worker makes."""
 
     engine: EngineSpec | None
     models_dir: Path | None = None
     device: str | None = None
+    lang: str | None = None
+
+    def speak(self) -> None:
+        """This worker process's messages in the driver's language."""
+        i18n.set_language(self.lang)
 
     def env(self, with_engine: bool) -> Env:
         engine = self.engine.make() if with_engine and self.engine is not None else None
@@ -71,16 +79,16 @@ class Identities:
         """Raise BuildError when this worker would not make `task`'s nodes as keyed."""
         for work in task.work:
             inputs = work.node.inputs
-            _same(where, f"other kolorsc code for {task.kind}", inputs.get("code"),
+            _same(where, _("other kolorsc code for {kind}").format(kind=task.kind), inputs.get("code"),
                   self.get(f"code:{task.kind}", lambda: code_identity(task.kind)))
             if task.kind == RENDER:
-                _same(where, "another engine", inputs.get("engine"), self.get("engine", self.env.engine.identity))
+                _same(where, _("another engine"), inputs.get("engine"), self.get("engine", self.env.engine.identity))
             elif task.kind == SCORE:
-                _same(where, "other scorer weights", inputs.get("scorer"), self.get("scorer", self._scorer))
+                _same(where, _("other scorer weights"), inputs.get("scorer"), self.get("scorer", self._scorer))
             elif task.kind in (STORYBOARD, PDF):
-                _same(where, "other fonts", inputs.get("fonts"), self.get("fonts", _fonts))
+                _same(where, _("other fonts"), inputs.get("fonts"), self.get("fonts", _fonts))
             elif task.kind == LORA and inputs.get("base_weights") is not None:  # None: not the Kolors engine
-                _same(where, "other Kolors weights", inputs["base_weights"], self.get("base", self._base_weights))
+                _same(where, _("other Kolors weights"), inputs["base_weights"], self.get("base", self._base_weights))
 
     def _scorer(self) -> dict:
         from kolorsc.scoring.loader import scorer_identity
@@ -105,11 +113,11 @@ def _same(where: str, what: str, promised, mine) -> None:
     parts = ""
     if isinstance(promised, dict) and isinstance(mine, dict):
         differ = sorted(k for k in set(promised) | set(mine) if promised.get(k) != mine.get(k))
-        parts = f" ({', '.join(differ)} differ)"
-    raise BuildError(
-        f"worker {where} would make this node with {what} than its key says{parts}: install the same "
+        parts = _(" ({names} differ)").format(names=", ".join(differ))
+    raise BuildError(_(
+        "worker {where} would make this node with {what} than its key says{differ}: install the same "
         "kolorsc and libraries on every node and pull the same models there "
-        "(`kolorsc models pull`, $KOLORSC_MODELS or --models-dir)")
+        "(`kolorsc models pull`, $KOLORSC_MODELS or --models-dir)").format(where=where, what=what, differ=parts))
 
 
 # -- replies ---------------------------------------------------------------------------------
@@ -151,6 +159,7 @@ class StageWorker:
     `next` call at a time, which works over Ray Client too (streaming generators do not)."""
 
     def __init__(self, spec: WorkerSpec, name: str):
+        spec.speak()
         self.env = spec.env(with_engine=True)
         self.ids = Identities(self.env)
         self.where = where(name)
@@ -196,6 +205,7 @@ def run_stage(spec: WorkerSpec, tasks: list[Task]) -> tuple[str, list[tuple]]:
     task; every output in the reply, and for a task that failed ("error", exception, its
     keys). An engine (a generated dataset's) lives for the call only: its models leave the
     GPU when it ends."""
+    spec.speak()
     if spec.engine is not None:
         env = spec.env(with_engine=True)
         ids = Identities(env)

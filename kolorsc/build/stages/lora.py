@@ -18,6 +18,7 @@ from kolorsc.build.stages import dataset as dataset_stage
 from kolorsc.build.stages.base import Env, Task, Work
 from kolorsc.errors import BuildError
 from kolorsc.hashing import sha256_bytes
+from kolorsc.i18n import _
 
 
 def run(task: Task, env: Env) -> Iterator[tuple[str, bytes]]:
@@ -35,7 +36,7 @@ def run(task: Task, env: Env) -> Iterator[tuple[str, bytes]]:
 def _file(work: Work, path: Path) -> bytes:
     data = path.read_bytes()
     if sha256_bytes(data) != work.node.inputs["file_sha256"]:
-        raise BuildError(f"{path} changed while the build ran: build again")
+        raise BuildError(_("{path} changed while the build ran: build again").format(path=path))
     return data
 
 

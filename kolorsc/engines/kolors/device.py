@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from kolorsc.errors import EngineError
+from kolorsc.i18n import _
 
 # Below this much device memory the 6B text encoder (12.4 GB in half precision) and the UNet
 # (5.2 GB in half) do not comfortably fit together: encode first, then release the encoder.
@@ -26,15 +27,16 @@ def resolve_device(device: str | None, cuda_available: bool) -> str:
     if device:
         if device.startswith("cuda") and not cuda_available:
             raise EngineError(
-                f"--device {device} was asked for but CUDA is not available "
-                f"(no NVIDIA GPU or a CPU-only torch build). Use `--engine preview` for drafts, "
-                f"or `--device cpu` ({CPU_HINT})."
+                _("--device {device} was asked for but CUDA is not available (no NVIDIA GPU or a CPU-only "
+                  "torch build). Use `--engine preview` for drafts, or `--device cpu` ({cpu_hint}).").format(
+                  device=device, cpu_hint=CPU_HINT)
             )
         return device
     if not cuda_available:
         raise EngineError(
-            "the kolors engine needs a CUDA GPU and none is available. Use `--engine preview` "
-            f"for a draft storyboard, or `--device cpu` to render on the CPU anyway ({CPU_HINT})."
+            _("the kolors engine needs a CUDA GPU and none is available. Use `--engine preview` for a "
+              "draft storyboard, or `--device cpu` to render on the CPU anyway ({cpu_hint}).").format(
+              cpu_hint=CPU_HINT)
         )
     return "cuda"
 
@@ -94,4 +96,5 @@ def out_of_memory_error(stage: str, exc: BaseException) -> EngineError:
         "decode": "lower the panel size or use --low-memory (KOLORSC_LOW_MEMORY=1; fp16-fix VAE in half precision)",
         "refine": "lower refine.scale or the panel size, or use --low-memory (KOLORSC_LOW_MEMORY=1)",
     }.get(stage, "lower the panel size or candidates, or use --low-memory (KOLORSC_LOW_MEMORY=1)")
-    return EngineError(f"out of GPU memory while {stage}: {lower} ({exc.__class__.__name__})")
+    return EngineError(_("out of GPU memory while {stage}: {lower} ({name__})").format(
+                         stage=stage, lower=lower, name__=exc.__class__.__name__))

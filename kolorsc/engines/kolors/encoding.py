@@ -55,16 +55,24 @@ def embedding_key(text: str, encoder_id: str) -> str:
 
 class EmbeddingCache:
     """Embeddings as safetensors files under `<dir>/<k[:2]>/<k>.safetensors`, written atomically.
-    dir=None keeps them in memory only (for this engine's life)."""
+    dir=None keeps them in memory only (for this engine's life). Prompt embeddings go through
+    get/put; other named tensors (the IP-Adapter's image embeddings) through get_tensors/put_tensors."""
 
     def __init__(self, directory: Path | None):
         self.directory = Path(directory) if directory else None
-        self.memory: dict[str, Embedding] = {}
+        self.memory: dict[str, dict[str, Any]] = {}
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.safetensors"
 
     def get(self, key: str) -> Embedding | None:
+        data = self.get_tensors(key, ("sequence", "pooled"))
+        return None if data is None else Embedding(data["sequence"], data["pooled"])
+
+    def put(self, key: str, emb: Embedding) -> None:
+        self.put_tensors(key, {"sequence": emb.sequence, "pooled": emb.pooled})
+
+    def get_tensors(self, key: str, names: tuple[str, ...]) -> dict[str, Any] | None:
         if key in self.memory:
             return self.memory[key]
         if self.directory is None or not self._path(key).is_file():
@@ -74,17 +82,17 @@ class EmbeddingCache:
 
         try:
             data = load_file(str(self._path(key)))
-            emb = Embedding(data["sequence"], data["pooled"])
+            data = {name: data[name] for name in names}
         except (SafetensorError, KeyError, OSError):  # a damaged entry is a miss, never a crash
             self._path(key).unlink(missing_ok=True)
             return None
         with contextlib.suppress(OSError):  # mark it used: `kolorsc cache gc` removes what builds stopped reading
             os.utime(self._path(key))
-        self.memory[key] = emb
-        return emb
+        self.memory[key] = data
+        return data
 
-    def put(self, key: str, emb: Embedding) -> None:
-        self.memory[key] = emb
+    def put_tensors(self, key: str, tensors: dict[str, Any]) -> None:
+        self.memory[key] = tensors
         if self.directory is None:
             return
         from safetensors.torch import save_file
@@ -94,8 +102,7 @@ class EmbeddingCache:
         fd, tmp = tempfile.mkstemp(prefix=key[:8], suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
-            tensors = {"sequence": emb.sequence.detach().cpu().contiguous(), "pooled": emb.pooled.detach().cpu().contiguous()}
-            save_file(tensors, tmp)
+            save_file({name: t.detach().cpu().contiguous() for name, t in tensors.items()}, tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -1,11 +1,16 @@
 """The `kolors` engine: Kolors on diffsynth 1.1.x, rendering a whole story at once.
 
     render(jobs, lora)
-      1. check           model files present and complete; LoRA readable
-      2. encode          every distinct prompt/negative once, through the embedding cache
-      3. release         low-memory plan: drop the 6B text encoder before the UNet loads
-      4. load + merge    UNet (+ LoRA merged at the style's render scale) and VAE
-      5. per job         denoise (cond+uncond batched), optional refine pass, decode, yield
+      1. check           model files present and complete (the IP-Adapter's when a job has
+                         references); LoRA readable
+      2. encode          every distinct prompt/negative once, then every distinct reference
+                         picture, each through its embedding cache
+      3. release         low-memory plan: drop the 6B text encoder (and the image encoder)
+                         before the UNet loads
+      4. load + merge    UNet (+ LoRA merged at the style's render scale) and VAE; reference
+                         pictures projected to per-layer keys/values (adapter then released)
+      5. per job         denoise (cond+uncond batched), optional refine pass, decode, yield;
+                         jobs with references or shared attention in batches (batch.py)
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from kolorsc import models, paths
 from kolorsc.codeid import code_identity, library_versions
 from kolorsc.hashing import digest, file_fingerprint
 from kolorsc.engines.base import Engine, LoraWeights, Progress, RenderJob
+from kolorsc.engines.kolors import batch as batching
 from kolorsc.engines.kolors import device as devices
 from kolorsc.engines.kolors.calls import CallCounter
 from kolorsc.engines.kolors import encoding, sampling
+from kolorsc.engines.kolors.consistent import ConsistencyParts, pictures_of
 from kolorsc.engines.kolors.loading import (
     FP16_FIX_VAE,
     TEXT_ENCODER,
@@ -34,6 +41,7 @@ from kolorsc.engines.kolors.loading import (
     text_encoder_files,
 )
 from kolorsc.errors import EngineError
+from kolorsc.i18n import _
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -42,7 +50,7 @@ BASE_MODEL = "Kwai-Kolors/Kolors"
 LOW_MEMORY_ENV = "KOLORSC_LOW_MEMORY"  # 1: force the low-memory plan, 0: keep everything resident
 
 
-class KolorsEngine(Engine):
+class KolorsEngine(ConsistencyParts, Engine):
     name = "kolors"
     preview = False
 
@@ -82,6 +90,10 @@ class KolorsEngine(Engine):
         self.text_encoder = None
         self.unet = None
         self.vae: Vae | None = None
+        self.image_encoder = None  # ipadapter.ImageEncoder, while reference pictures are encoded
+        self.adapter = None  # ipadapter.Adapter, while reference pictures are projected
+        self._adapter_layers: list | None = None  # (block_id, transformer_id) of each adapter layer
+        self._picture_kv: dict[str, list] = {}  # picture sha256 (or ZEROS) -> [(k, v)] per adapter layer
         self._merged: tuple[str, float] | None = None  # (LoRA key, scale) merged into self.unet
         self._prefetch: Prefetch | None = None  # model files being streamed into the page cache
         self.calls = CallCounter()
@@ -125,6 +137,18 @@ class KolorsEngine(Engine):
             "vae": "fp16-fix" if self._use_fp16_fix() else "kolors",
         }
 
+    def consistency_identity(self, references: bool = True) -> dict:
+        out = {"code": code_identity("kolorsc.engines.kolors.consistent")}
+        if references:
+            models.require("ip-adapter", self.models_dir)
+            out["ip_adapter"] = models.fingerprint("ip-adapter", self.models_dir)
+        return out
+
+    def require(self, jobs: Sequence[RenderJob]) -> None:
+        models.require("kolors", self.models_dir)
+        if any(pictures_of(j) for j in jobs):
+            models.require("ip-adapter", self.models_dir)
+
     def _use_fp16_fix(self) -> bool:
         """The low-memory plan on a GPU decodes with the fp16-fix VAE in half precision when present."""
         if not (self.plan.low_memory and self.device.startswith("cuda")):
@@ -143,14 +167,14 @@ class KolorsEngine(Engine):
     def _load_text_encoder(self):
         if self.text_encoder is None:
             if self.plan.low_memory:
-                self._release("unet", "vae")
+                self._release("unet", "vae", "image_encoder", "adapter")
             self.text_encoder = self._guard("load", self.loader.load_text_encoder, self.folder / TEXT_ENCODER, self.dtype, self.device)
             self.events.append("load text_encoder")
         return self.text_encoder
 
     def _load_unet_and_vae(self):
         if self.plan.low_memory:
-            self._release("text_encoder")
+            self._release("text_encoder", "image_encoder")
         if self._prefetch is not None:
             self._prefetch.wait()  # streaming the rest beats faulting it in page by page
             self._prefetch = None
@@ -205,7 +229,8 @@ class KolorsEngine(Engine):
                 torch.cuda.empty_cache()
 
     def close(self) -> None:
-        self._release("text_encoder", "unet", "vae")
+        self._release("text_encoder", "image_encoder", "adapter", "unet", "vae")
+        self._picture_kv.clear()
 
     def _guard(self, stage: str, fn, *args):
         """Run a stage, turning out-of-memory into an EngineError naming it and what to lower."""
@@ -230,18 +255,26 @@ class KolorsEngine(Engine):
         if not jobs:
             return
         # 1. check: files present (clear ModelMissingError) and the device usable
-        models.require("kolors", self.models_dir)
+        self.require(jobs)
         _ = self.device
         lora_layers = self._read_lora(lora) if lora else None
-        # 2-3. encode every distinct string once, then (low memory) release the text encoder
-        embeddings = self.encode_all([j.panel.prompt for j in jobs] + [j.panel.negative for j in jobs], progress)
-        # 4. UNet (with the LoRA merged) and VAE
+        # 2-3. encode every distinct string once (identity images of shared attention too),
+        #      then the reference pictures; (low memory) release the encoders
+        panels = [p for j in jobs for p in (j.panel, *(m.panel for m in (j.shared.identity if j.shared else ())))]
+        embeddings = self.encode_all([p.prompt for p in panels] + [p.negative for p in panels], progress)
+        pictures = self.encode_pictures(jobs, progress)
+        # 4. UNet (with the LoRA merged) and VAE; pictures to per-layer keys and values
         self._load_unet_and_vae()
         self._apply_lora(lora, lora_layers)
-        # 5. one job at a time, each image yielded as soon as it is decoded
-        total = sum(self._job_steps(j) for j in jobs)
+        self._project_pictures(pictures)
+        # 5. plain jobs one at a time, each image yielded as soon as it is decoded; then the
+        #    consistent ones in their batches
+        plain = [j for j in jobs if not j.consistent]
+        batches = batching.plan_batches([j for j in jobs if j.consistent])
+        total = sum(self._job_steps(j) for j in plain) + sum(b.steps for b in batches) + sum(
+            self._refine_steps(it.panel) for b in batches for it in b.items if it.job is not None)
         done = 0
-        for job in jobs:
+        for job in plain:
             def on_step(i, n, base=done, label=f"panel {job.panel.index:02d} seed {job.seed}"):
                 if progress:
                     progress(base + i, total, label)
@@ -249,10 +282,22 @@ class KolorsEngine(Engine):
             image = self._render_one(job, embeddings, on_step)
             done += self._job_steps(job)
             yield job, image
+        for batch in batches:
+            label = "panels " + ", ".join(f"{it.panel.index:02d}" for it in batch.items if it.job is not None)
+
+            def on_step(i, n, base=done, label=label):
+                if progress:
+                    progress(base + i, total, label)
+
+            for job, image, steps in self._render_batch(batch, embeddings, on_step):
+                done += steps
+                yield job, image
+
+    def _refine_steps(self, panel) -> int:
+        return (panel.refine.steps or panel.steps) if panel.refine else 0
 
     def _job_steps(self, job: RenderJob) -> int:
-        refine = job.panel.refine
-        return job.panel.steps + ((refine.steps or job.panel.steps) if refine else 0)
+        return job.panel.steps + self._refine_steps(job.panel)
 
     def encode_all(self, texts: Sequence[str], progress: Progress | None = None) -> dict[str, encoding.Embedding]:
         """Embeddings for every distinct text: from the cache, else one text-encoder pass each."""
@@ -305,7 +350,7 @@ class KolorsEngine(Engine):
         problems = check_fits(layers, unet_module_shapes(self.unet))
         if problems:
             shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
-            raise EngineError(f"LoRA {lora.path} does not fit the Kolors UNet: {shown}")
+            raise EngineError(_("LoRA {path} does not fit the Kolors UNet: {shown}").format(path=lora.path, shown=shown))
         return layers
 
     def _render_one(self, job: RenderJob, embeddings, on_step):
@@ -322,8 +367,10 @@ class KolorsEngine(Engine):
             return image
         return self._refine(job, image, guidance, on_step)
 
-    def _refine(self, job: RenderJob, image, guidance, on_step):
-        """Two-stage mode: Lanczos upscale, encode, add noise at the strength's timestep, denoise the rest."""
+    def _refine(self, job: RenderJob, image, guidance, on_step, ip_kwargs=None):
+        """Two-stage mode: Lanczos upscale, encode, add noise at the strength's timestep, denoise
+        the rest. With reference pictures (`ip_kwargs`) they condition this pass too; shared
+        attention does not (each panel refines on its own)."""
         refine = job.panel.refine
         steps = refine.steps or job.panel.steps
         big = sampling.upscale(image, refine.scale)
@@ -333,9 +380,17 @@ class KolorsEngine(Engine):
         def step(i, n):
             on_step(job.panel.steps + i, n)
 
-        latents = self._guard(
-            "refine", sampling.denoise, self.unet, latents, guidance, steps, self.device, self.dtype,
-            float(refine.strength), noise, step, self.calls,
-        )
-        return self._guard("decode", sampling.decode, self.vae.decoder, latents, self.calls)
+        if ip_kwargs is None:
+            latents = self._guard(
+                "refine", sampling.denoise, self.unet, latents, guidance, steps, self.device, self.dtype,
+                float(refine.strength), noise, step, self.calls,
+            )
+        else:
+            from kolorsc.engines.kolors import ipadapter
 
+            with ipadapter.installed(self.unet, self._adapter_layers):
+                latents = self._guard(
+                    "refine", batching.denoise_batch, self.unet, latents, [guidance], steps, self.device, self.dtype,
+                    ip_kwargs, None, float(refine.strength), noise, step, self.calls,
+                )
+        return self._guard("decode", sampling.decode, self.vae.decoder, latents, self.calls)

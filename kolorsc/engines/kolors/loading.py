@@ -21,6 +21,7 @@ from typing import Any
 
 from kolorsc import models
 from kolorsc.errors import EngineError
+from kolorsc.i18n import _
 
 TEXT_ENCODER = "text_encoder"
 UNET = "unet/diffusion_pytorch_model.safetensors"
@@ -60,8 +61,9 @@ class DiffSynthLoader:
         unet = self._load(path, "sdxl_unet", "the Kolors UNet", dtype, device)
         if not getattr(unet, "is_kolors", False):
             raise EngineError(
-                f"{path} is a plain SDXL UNet, not the Kolors UNet (no 4096-wide text projection). "
-                "Use the unet/ of Kwai-Kolors/Kolors."
+                _("{path} is a plain SDXL UNet, not the Kolors UNet (no 4096-wide text projection). Use "
+                  "the unet/ of Kwai-Kolors/Kolors.").format(
+                  path=path)
             )
         return unet
 
@@ -97,7 +99,8 @@ class DiffSynthLoader:
 
                 if is_out_of_memory(exc):
                     raise out_of_memory_error("load", exc) from exc
-                raise EngineError(f"cannot load {path}: {exc.__class__.__name__}: {exc}") from exc
+                raise EngineError(_("cannot load {path}: {name__}: {problem}").format(
+                                    path=path, name__=exc.__class__.__name__, problem=exc)) from exc
         return mm
 
 
@@ -167,7 +170,8 @@ def _fetch(mm, name: str):
 
 def _not_recognised(path: Path, what: str) -> EngineError:
     return EngineError(
-        f"{path} was not recognised as {what}: diffsynth identifies models by their key names and "
-        "shapes and this file matches none it knows (a different model, or a converted/partial copy). "
-        "Put the file from Kwai-Kolors/Kolors there (`kolorsc models pull kolors`)."
+        _("{path} was not recognised as {what}: diffsynth identifies models by their key names and "
+          "shapes and this file matches none it knows (a different model, or a converted/partial "
+          "copy). Put the file from Kwai-Kolors/Kolors there (`kolorsc models pull kolors`).").format(
+          path=path, what=what)
     )

@@ -9,6 +9,7 @@ bit-identical depending on what was rendered before it.
 from __future__ import annotations
 
 from kolorsc.errors import EngineError
+from kolorsc.i18n import _
 
 
 def read_checked(path, unet) -> dict:
@@ -19,7 +20,7 @@ def read_checked(path, unet) -> dict:
     problems = check_fits(layers, unet_module_shapes(unet))
     if problems:
         shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
-        raise EngineError(f"LoRA {path} does not fit the Kolors UNet: {shown}")
+        raise EngineError(_("LoRA {path} does not fit the Kolors UNet: {shown}").format(path=path, shown=shown))
     return layers
 
 

@@ -224,6 +224,24 @@ def test_emitters_go_several_to_a_ray_task_and_a_failing_one_fails_alone(cluster
             assert made.data == report.outputs[task.work[0].node.id].read()
 
 
+def test_a_worker_speaks_the_drivers_language(cluster, tmp_path):
+    project = make_project(tmp_path / "project")
+    summary = api.build([story_path(project)], engine=CountingEngine(), cache_dir=tmp_path / "cache")
+    bad = emit_task(summary.outcomes[0].report, "pdf", code="0123456789abcdef")
+    engine = CountingEngine()
+    errors = {}
+    for lang in ("zh", "en"):  # the workers' own environment says nothing (English)
+        spec = WorkerSpec(EngineSpec.of(engine), lang=lang)
+        executor = RayExecutor(ray, Env(engine, tmp_path / "models"), spec, workers=1)
+        try:
+            (result,) = executor.run([bad])
+        finally:
+            executor.close()
+        errors[lang] = str(result.error)
+    assert "pdf 的 kolorsc 代码" in errors["zh"] and "不同" in errors["zh"]
+    assert "other kolorsc code for pdf" in errors["en"]
+
+
 def test_cli_builds_on_ray_from_the_environment_and_reports_where_nodes_ran(cluster, tmp_path):
     from click.testing import CliRunner
 
