@@ -44,7 +44,7 @@ TRANSLATED = [
     "review/present.py", "review/git.py", "review/diff.py", "remote/commands.py", "remote/store.py", "remote/keys.py",
     "scoring/present.py", "scoring/folder.py", "engines/__init__.py", "build/stages/lora.py",
     "engines/kolors/device.py", "engines/kolors/engine.py", "engines/kolors/loading.py", "engines/kolors/lora_merge.py",
-    "remote/transfer.py",
+    "remote/transfer.py", "build/stages/picture.py",
 ]
 
 
