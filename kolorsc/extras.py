@@ -6,13 +6,14 @@ extra says which and how to get it, with exit 2 — never a traceback:
 
     require("models", "torch", "diffsynth")     before the work starts (api.make_engine, train, score)
     missing_extra(import_error) -> UsageError   for an ImportError raised anyway (cli.report_errors)
+    missing_package(extra, module)              the error itself (also kolorsc.optional's, in the library)
 """
 
 from __future__ import annotations
 
 import importlib.util
 
-from kolorsc.errors import UsageError
+from kolorsc.errors import MissingPackageError, UsageError
 from kolorsc.i18n import _
 
 EXTRA_OF = {
@@ -29,8 +30,8 @@ def how(extra: str) -> str:
     return f"pip install 'kolorsc[{extra}]'"
 
 
-def _error(extra: str, module: str) -> UsageError:
-    return UsageError(_("this command needs the {extra} extra ({module} is not installed): {how}").format(
+def missing_package(extra: str, module: str) -> MissingPackageError:
+    return MissingPackageError(_("this command needs the {extra} extra ({module} is not installed): {how}").format(
         extra=extra, module=module, how=how(extra)))
 
 
@@ -38,7 +39,7 @@ def missing_extra(exc: ImportError) -> UsageError | None:
     """The tidy error for an ImportError of an extra's package; None for anything else (a bug)."""
     top = (exc.name or "").split(".")[0]
     extra = EXTRA_OF.get(top)
-    return _error(extra, top) if extra else None
+    return missing_package(extra, top) if extra else None
 
 
 def require(extra: str, *modules: str) -> None:
@@ -49,4 +50,4 @@ def require(extra: str, *modules: str) -> None:
         except (ImportError, ValueError):
             found = False
         if not found:
-            raise _error(extra, module)
+            raise missing_package(extra, module)

@@ -11,10 +11,12 @@ set wins): `LANG=zh_CN.UTF-8` (or zh_TW, zh_HK, zh_SG) gives Chinese, anything e
 Catalogs: kolorsc/locale/zh/LC_MESSAGES/kolorsc.po, written by people, and its compiled
 kolorsc.mo beside it; both are committed, so an editable install from a fresh clone has them
 without a build step (setuptools does not run Babel, and the wheel ships the .mo as package
-data). After changing messages: `pybabel extract -F babel.cfg -o kolorsc/locale/kolorsc.pot .`,
-`pybabel update -i kolorsc/locale/kolorsc.pot -d kolorsc/locale -D kolorsc`, translate,
-`pybabel compile -d kolorsc/locale -D kolorsc` (tests/test_i18n.py fails on any message
-without a translation and on a .mo older than its .po).
+data). After changing messages: `pybabel extract -F babel.cfg -k N_ --no-location
+--sort-output -o kolorsc/locale/kolorsc.pot .`, `pybabel update -i kolorsc/locale/kolorsc.pot
+-d kolorsc/locale -D kolorsc --no-wrap` (the .po keeps one line per message), translate (and
+clear the `fuzzy` flags update sets), `pybabel compile -d kolorsc/locale -D kolorsc`
+(tests/test_i18n.py fails on any message without a translation or with a fuzzy one, and on
+a .mo that is not the compiled .po).
 
 Messages are translated when they are made (a Diagnostic holds its text), so the language is
 chosen before any work: the CLI does it first thing.

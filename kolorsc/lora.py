@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from kolorsc import optional
 from kolorsc.atomic import atomic_path
 from kolorsc.errors import EngineError, ModelFileError
+from kolorsc.i18n import N_, _
 from kolorsc.tensorfile import looks_like_safetensors, read_header
-from kolorsc.i18n import _
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -136,15 +136,15 @@ def read_lora(path: Path) -> LoraFile:
         layers = _layers_from_peft(tensors, path, metadata)
         fmt = "diffsynth"
     else:
-        raise ModelFileError(f"{path}: not a LoRA kolorsc can read (no lora_unet_* or *.lora_A.* keys): "
-                             "give a kohya-style LoRA or diffsynth's training checkpoint")
+        raise ModelFileError(_("{path}: not a LoRA kolorsc can read (no lora_unet_* or *.lora_A.* keys): "
+                               "give a kohya-style LoRA or diffsynth's training checkpoint").format(path=path))
     if not layers:
-        raise ModelFileError(f"{path}: the file holds no LoRA layer")
+        raise ModelFileError(_("{path}: the file holds no LoRA layer").format(path=path))
     ranks = {layer.rank for layer in layers.values()}
     return LoraFile(layers=layers, rank=max(ranks), metadata=metadata, format=fmt)
 
 
-_REDO = "re-export or re-download it"
+_REDO = N_("re-export or re-download it")
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -154,17 +154,19 @@ def _is_safetensors(path: Path) -> bool:
             head = f.read(9)
         return looks_like_safetensors(head, path.stat().st_size)
     except OSError as exc:
-        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        raise ModelFileError(_("{path}: cannot be read ({problem})").format(
+            path=path, problem=exc.strerror or exc)) from None
 
 
 def _load_tensors(path: Path) -> tuple[dict, dict[str, str]]:
-    purpose = f"reading the LoRA file {path.name}"
+    purpose = _("reading the LoRA file {name}").format(name=path.name)
     if _is_safetensors(path):
         try:
             with open(path, "rb") as f:
                 read_header(f, path.stat().st_size)
         except (OSError, ValueError) as exc:
-            raise ModelFileError(f"{path}: not a readable safetensors file ({exc}): {_REDO}") from None
+            raise ModelFileError(_("{path}: not a readable safetensors file ({problem}): {what_to_do}").format(
+                path=path, problem=exc, what_to_do=_(_REDO))) from None
         optional.require("torch", "safetensors", purpose=purpose)
         from safetensors import safe_open
 
@@ -173,7 +175,8 @@ def _load_tensors(path: Path) -> tuple[dict, dict[str, str]]:
                 tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
                 return tensors, dict(f.metadata() or {})
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-            raise ModelFileError(f"{path}: safetensors cannot load it ({type(exc).__name__}: {exc}): {_REDO}") from None
+            raise ModelFileError(_("{path}: safetensors cannot load it ({problem}): {what_to_do}").format(
+                path=path, problem=f"{type(exc).__name__}: {exc}", what_to_do=_(_REDO))) from None
     optional.require("torch", purpose=purpose)
     import torch
 
@@ -181,22 +184,26 @@ def _load_tensors(path: Path) -> tuple[dict, dict[str, str]]:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickles with code, truncated files...
         text = " ".join(str(exc).split())[:300]
-        raise ModelFileError(f"{path}: neither safetensors nor a weights-only torch checkpoint ({type(exc).__name__}: "
-                             f"{text}): {_REDO}") from None
+        raise ModelFileError(_("{path}: neither safetensors nor a weights-only torch checkpoint ({problem}): "
+                               "{what_to_do}").format(path=path, problem=f"{type(exc).__name__}: {text}",
+                                                      what_to_do=_(_REDO))) from None
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]  # a Lightning checkpoint that kept its envelope
     if not isinstance(data, dict):
-        raise ModelFileError(f"{path}: expected a dict of tensors, found {type(data).__name__}")
+        raise ModelFileError(_("{path}: expected a dict of tensors, found {type}").format(
+            path=path, type=type(data).__name__))
     return {k: v for k, v in data.items() if isinstance(k, str) and hasattr(v, "shape")}, {}
 
 
 def _layer(path: Path, name: str, down, up, alpha) -> LoraLayer:
     """A LoraLayer, after checking the shapes make sense (a hostile file must not crash later)."""
     if down.dim() not in (2, 4) or up.dim() not in (2, 4) or down.shape[0] < 1:
-        raise ModelFileError(f"{path}: {name}: down {tuple(down.shape)} / up {tuple(up.shape)} are not LoRA matrices")
+        raise ModelFileError(_("{path}: {name}: down {down} / up {up} are not LoRA matrices").format(
+            path=path, name=name, down=tuple(down.shape), up=tuple(up.shape)))
     if alpha is not None:
         if alpha.numel() != 1:
-            raise ModelFileError(f"{path}: {name}: alpha has shape {tuple(alpha.shape)}, expected one number")
+            raise ModelFileError(_("{path}: {name}: alpha has shape {shape}, expected one number").format(
+                path=path, name=name, shape=tuple(alpha.shape)))
         alpha = float(alpha)
     return LoraLayer(down=down, up=up, alpha=alpha)
 
@@ -209,7 +216,7 @@ def _layers_from_kohya(tensors: dict, path: Path) -> dict[str, LoraLayer]:
         stem = key[: -len(".lora_down.weight")]
         up = tensors.get(stem + ".lora_up.weight")
         if up is None:
-            raise ModelFileError(f"{path}: {stem} has lora_down but no lora_up")
+            raise ModelFileError(_("{path}: {stem} has lora_down but no lora_up").format(path=path, stem=stem))
         layers[diffsynth_module(stem)] = _layer(path, stem, down, up, tensors.get(stem + ".alpha"))
     return layers
 
@@ -218,15 +225,16 @@ def _layers_from_peft(tensors: dict, path: Path, metadata: dict[str, str]) -> di
     try:
         alpha = float(metadata["lora_alpha"]) if "lora_alpha" in metadata else None
     except ValueError:
-        raise ModelFileError(f"{path}: metadata lora_alpha {metadata['lora_alpha'][:40]!r} is not a number") from None
+        raise ModelFileError(_("{path}: metadata lora_alpha {value} is not a number").format(
+            path=path, value=repr(metadata["lora_alpha"][:40]))) from None
     layers = {}
     for key, down in tensors.items():
         if ".lora_A." not in key:
             continue
-        module, _, rest = key.partition(".lora_A.")
+        module, _sep, rest = key.partition(".lora_A.")
         up = tensors.get(f"{module}.lora_B.{rest}")
         if up is None:
-            raise ModelFileError(f"{path}: {module} has lora_A but no lora_B")
+            raise ModelFileError(_("{path}: {module} has lora_A but no lora_B").format(path=path, module=module))
         for prefix in ("pipe.unet.", "unet."):  # a Lightning checkpoint names the module's attribute
             module = module.removeprefix(prefix)
         layer = _layer(path, module, down, up, None)
@@ -266,7 +274,7 @@ def _scalar(value: float) -> Tensor:
 
 
 def _save_atomic(path: Path, tensors: dict, metadata: dict[str, Any] | None) -> Path:
-    optional.require("torch", "safetensors", purpose="writing a LoRA file")
+    optional.require("torch", "safetensors", purpose=_("writing a LoRA file"))
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -276,7 +284,8 @@ def _save_atomic(path: Path, tensors: dict, metadata: dict[str, Any] | None) -> 
         with atomic_path(path) as tmp:
             save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=header)
     except OSError as exc:
-        raise EngineError(f"{path}: cannot write the LoRA file ({exc.strerror or exc})") from None
+        raise EngineError(_("{path}: cannot write the LoRA file ({problem})").format(
+            path=path, problem=exc.strerror or exc)) from None
     return path
 
 
@@ -321,7 +330,7 @@ def check_fits(layers: dict[str, LoraLayer], unet_module_shapes: dict[str, tuple
 @functools.lru_cache(maxsize=1)
 def kolors_unet_shapes() -> dict[str, tuple[int, ...]]:
     """Layer shapes of the full-size Kolors UNet, built on the meta device (no weights, no memory)."""
-    optional.require("torch", "diffsynth", purpose="checking a LoRA against the Kolors UNet")
+    optional.require("torch", "diffsynth", purpose=_("checking a LoRA against the Kolors UNet"))
     import torch
     from diffsynth.models.sdxl_unet import SDXLUNet
 

@@ -24,10 +24,12 @@ import stat
 from pathlib import Path
 
 from kolorsc.errors import BuildError
+from kolorsc.i18n import N_, _
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _CHUNK = 1 << 20
+_KINDS = {"folder": N_("folder"), "other": N_("neither a file nor a folder")}  # kind() in messages
 
 
 class OutputDir:
@@ -137,7 +139,8 @@ class OutputDir:
         if kind == "link":
             raise self._link_error(name)
         if kind not in (None, "file"):
-            raise BuildError(f"{self.path / name} is not a regular file ({kind}): remove it and build again")
+            raise BuildError(_("{path} is not a regular file ({kind}): remove it and build again").format(
+                path=self.path / name, kind=_(_KINDS.get(kind, kind))))
         return kind
 
     def _write(self, name: str, fill) -> None:
@@ -163,21 +166,22 @@ class OutputDir:
             target = os.readlink(name, dir_fd=self.fd)
         except OSError:
             target = "?"
-        return BuildError(f"{where} is a symbolic link (to {target}) that this build did not create: kolorsc never "
-                          "writes, reads or deletes through it. Remove the link (and check where it came from), "
-                          "then build again")
+        return BuildError(_("{path} is a symbolic link (to {target}) that this build did not create: kolorsc never "
+                            "writes, reads or deletes through it. Remove the link (and check where it came from), "
+                            "then build again").format(path=where, target=target))
 
     def _refusal(self, name: str, exc: OSError) -> BuildError:
         if exc.errno in (errno.ELOOP, errno.EMLINK) or self.kind(name) == "link":
             return self._link_error(name)
         if exc.errno == errno.ENOTDIR:
-            return BuildError(f"{self.path / name} is not a folder: remove it and build again")
-        return BuildError(f"{self.path / name}: cannot open the output folder ({exc.strerror or exc})")
+            return BuildError(_("{path} is not a folder: remove it and build again").format(path=self.path / name))
+        return BuildError(_("{path}: cannot open the output folder ({problem})").format(
+            path=self.path / name, problem=exc.strerror or exc))
 
 
 def _check_name(name: str) -> None:
     if not name or name in (".", "..") or "/" in name or "\0" in name:
-        raise BuildError(f"{name!r} is not a plain file name (internal error, please report)")
+        raise BuildError(_("{name} is not a plain file name (internal error, please report)").format(name=repr(name)))
 
 
 def output_root(out_dir: Path, project_root: Path) -> OutputDir:

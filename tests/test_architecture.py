@@ -50,9 +50,9 @@ LAYERS = {
     "kolorsc.config": 1,  # kolorsc.toml
     "kolorsc.errors": 0,
     "kolorsc.paths": 0,
-    "kolorsc.extras": 0,
+    "kolorsc.extras": 0,  # which extra a missing package belongs to, and the tidy error
     "kolorsc.i18n": 0,  # gettext catalogs: every layer translates its messages
-    "kolorsc.i18n_click": 0,  # Babel extraction of cli.py's help texts (used by pybabel and tests only)  # which extra a missing package belongs to, and the tidy error
+    "kolorsc.i18n_click": 0,  # Babel extraction of cli.py's help texts (used by pybabel and tests only)
     "kolorsc.atomic": 0,
     "kolorsc.hashing": 0,
     "kolorsc.codeid": 0,

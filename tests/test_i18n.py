@@ -44,7 +44,9 @@ TRANSLATED = [
     "review/present.py", "review/git.py", "review/diff.py", "remote/commands.py", "remote/store.py", "remote/keys.py",
     "scoring/present.py", "scoring/folder.py", "engines/__init__.py", "build/stages/lora.py",
     "engines/kolors/device.py", "engines/kolors/engine.py", "engines/kolors/loading.py", "engines/kolors/lora_merge.py",
-    "remote/transfer.py", "build/stages/picture.py",
+    "remote/transfer.py",
+    "spec/sandbox.py", "spec/budget.py", "spec/tokens.py", "spec/consistency.py", "safefs.py", "optional.py",
+    "scoring/loader.py", "engines/kolors/ipadapter.py", "engines/kolors/unet_parts.py", "build/stages/picture.py",
 ]
 
 

@@ -97,7 +97,8 @@ def test_missing_packages_are_one_line_with_the_pip_command(tmp_path, monkeypatc
     lora.ldm_module_names.cache_clear()
     lora._from_kohya.cache_clear()
     assert result.exit_code == 2
-    assert f"needs the Python package {hidden!r}, which is not installed: pip install 'kolorsc[models]'" in result.output
+    assert (f"this command needs the models extra ({hidden} is not installed): "
+            "pip install torch torchvision && pip install 'kolorsc[models]'") in result.output
 
 
 def test_export_to_a_place_that_cannot_be_written_is_one_line(tmp_path):

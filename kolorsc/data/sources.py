@@ -125,7 +125,8 @@ def render_caption(template: str, *, stem: str, index: int, sidecar: str) -> str
     text, problems = render(template, stem=stem, index=index, sidecar=sidecar)
     if text is None:
         why = "; ".join(p.message for p in problems)
-        raise TrainingError(f"caption template of image {stem!r}: {why} (it sees stem, index and sidecar)")
+        raise TrainingError(_("caption template of image {stem}: {problem} (it sees stem, index and sidecar)").format(
+            stem=repr(stem), problem=why))
     return text
 
 

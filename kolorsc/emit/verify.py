@@ -119,30 +119,31 @@ def _name_problem(info: zipfile.ZipInfo) -> str | None:
     name = info.filename
     parts = re.split(r"[/\\]", name)
     if name.startswith(("/", "\\")) or ".." in parts:
-        return "a path that leaves the folder it is extracted into"
+        return _("a path that leaves the folder it is extracted into")
     if "\\" in name:
-        return "a backslash in the name (Windows extracts it as a folder separator)"
+        return _("a backslash in the name (Windows extracts it as a folder separator)")
     if _DRIVE.match(name):
-        return "a drive letter in the name"
+        return _("a drive letter in the name")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        return "a control character in the name"
+        return _("a control character in the name")
     if info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16):
-        return "a symbolic link"
+        return _("a symbolic link")
     return None
 
 
 def _member_problem(info: zipfile.ZipInfo) -> str | None:
     """Why a member must not be read, or None (checked before reading a byte of it)."""
     if info.flag_bits & 0x1:
-        return "is encrypted"
+        return _("is encrypted")
     if info.compress_type not in READABLE_METHODS:
-        return (f"uses compression method {info.compress_type}; bundles use stored or deflate "
-                "(re-create the zip without bzip2/LZMA)")
+        return _("uses compression method {method}; bundles use stored or deflate "
+                 "(re-create the zip without bzip2/LZMA)").format(method=info.compress_type)
     if info.file_size > MAX_MEMBER:
-        return f"declares {info.file_size:,} bytes, over the limit of {MAX_MEMBER:,}"
+        return _("declares {size} bytes, over the limit of {limit}").format(
+            size=f"{info.file_size:,}", limit=f"{MAX_MEMBER:,}")
     if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-        return (f"expands {info.compress_size:,} bytes to {info.file_size:,} (more than {MAX_RATIO}x): "
-                "a zip bomb, not a bundle")
+        return _("expands {packed} bytes to {size} (more than {ratio}x): a zip bomb, not a bundle").format(
+            packed=f"{info.compress_size:,}", size=f"{info.file_size:,}", ratio=MAX_RATIO)
     return None
 
 
@@ -173,21 +174,23 @@ def _readable_members(zf: zipfile.ZipFile, report: VerifyReport) -> set[str]:
     for info in zf.infolist():
         name = info.filename
         if name in seen:
-            report.error(f"{name!r} appears twice in the zip (which one is extracted depends on the tool)")
+            report.error(_("{name} appears twice in the zip (which one is extracted depends on the tool)").format(
+                name=repr(name)))
             ok.discard(name)
             continue
         seen.add(name)
         problem = _name_problem(info)
         if problem:
-            report.error(f"unsafe entry {name!r}: {problem}")
+            report.error(_("unsafe entry {name}: {problem}").format(name=repr(name), problem=problem))
             continue
         problem = _member_problem(info)
         if problem:
-            report.error(f"{name} {problem}")
+            report.error(_("{name} {problem}").format(name=name, problem=problem))
             continue
         total += info.file_size
         if total > MAX_TOTAL:
-            report.error(f"the members declare more than {MAX_TOTAL:,} bytes in all: the rest was not read")
+            report.error(_("the members declare more than {limit} bytes in all: the rest was not read").format(
+                limit=f"{MAX_TOTAL:,}"))
             break
         if info.is_dir():
             continue
@@ -203,7 +206,8 @@ def _crc_ok(zf: zipfile.ZipFile, info: zipfile.ZipInfo, report: VerifyReport) ->
             while stream.read(_CHUNK):
                 pass
     except ZIP_ERRORS as exc:
-        report.error(f"{info.filename} is corrupt in the zip ({type(exc).__name__}: {exc})")
+        report.error(_("{name} is corrupt in the zip ({problem})").format(
+            name=info.filename, problem=f"{type(exc).__name__}: {exc}"))
         return False
     return True
 
@@ -211,7 +215,8 @@ def _crc_ok(zf: zipfile.ZipFile, info: zipfile.ZipInfo, report: VerifyReport) ->
 def _read_small(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
     info = zf.getinfo(name)
     if info.file_size > limit:
-        raise ValueError(f"{info.file_size:,} bytes, over the limit of {limit:,} for this file")
+        raise ValueError(_("{size} bytes, over the limit of {limit} for this file").format(
+            size=f"{info.file_size:,}", limit=f"{limit:,}"))
     with zf.open(info) as stream:
         return stream.read(limit + 1)[:limit]
 
@@ -302,7 +307,7 @@ def _check_lora(zf: zipfile.ZipFile, names: list[str], readable: set[str], repor
             report.error(_("{name} is not a loadable safetensors file: {problem}").format(name=name, problem=exc))
             continue
         except ZIP_ERRORS as exc:
-            report.error(f"{name} cannot be read: {type(exc).__name__}: {exc}")
+            report.error(_("{name} cannot be read: {problem}").format(name=name, problem=f"{type(exc).__name__}: {exc}"))
             continue
         problem = lora_tensor_problem(header)
         if problem:
@@ -397,7 +402,8 @@ def verify_bundle(path: Path, *, threshold: float = 6.0, scorer: AestheticScorer
     report = VerifyReport(path=path, threshold=threshold)
     entries = _entry_count(path)
     if entries is not None and entries > MAX_ENTRIES:
-        report.error(f"the zip declares {entries:,} entries (a bundle has about 15; limit {MAX_ENTRIES:,}): not read")
+        report.error(_("the zip declares {n} entries (a bundle has about 15; limit {limit}): not read").format(
+            n=f"{entries:,}", limit=f"{MAX_ENTRIES:,}"))
         return report
     try:
         with zipfile.ZipFile(path) as zf:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kolorsc import optional
 from kolorsc.errors import ModelFileError
+from kolorsc.i18n import _
 from kolorsc.models import missing_files, require
 from kolorsc.scoring.models import AESTHETIC, CHINESE_CLIP
 
@@ -57,14 +58,14 @@ def scorer_identity(models_dir: Path) -> dict:
     return {"aesthetic": aesthetic.scorer_identity(AESTHETIC.folder(root)), "alignment": aligned}
 
 
-def load_scorers(models_dir: Path, device: str | None = None, purpose: str = "scoring") -> Scorers:
+def load_scorers(models_dir: Path, device: str | None = None, purpose: str | None = None) -> Scorers:
     """Load the aesthetic predictor (required) and Chinese-CLIP (when present) on one device.
 
     Raises, never a traceback: ModelMissingError (files absent: `kolorsc models pull`),
     MissingPackageError (the models extra is not installed), ModelFileError (the files are
     there but do not load: damaged, or not the model)."""
     folder = require(AESTHETIC.name, Path(models_dir))
-    optional.require(*SCORING_PACKAGES, purpose=purpose)
+    optional.require(*SCORING_PACKAGES, purpose=purpose or _("scoring"))
     from kolorsc.scoring.aesthetic import AestheticScorer, pick_device
 
     device = pick_device(device)
@@ -82,8 +83,8 @@ def _load(cls, name: str, folder: Path, device: str):
         return cls(folder, device=device)
     except Exception as exc:  # noqa: BLE001 - transformers/torch raise many kinds for bad files
         text = " ".join(str(exc).split())
-        raise ModelFileError(
-            f"the {name} model in {folder} cannot be loaded on {device}: {type(exc).__name__}: "
-            f"{text[:300]}{'...' if len(text) > 300 else ''}. Check it with `kolorsc models verify {name}`; "
-            f"if a file is damaged, delete it and run `kolorsc models pull {name}`"
-        ) from None
+        raise ModelFileError(_(
+            "the {name} model in {folder} cannot be loaded on {device}: {problem}. Check it with "
+            "`kolorsc models verify {name}`; if a file is damaged, delete it and run `kolorsc models pull {name}`"
+        ).format(name=name, folder=folder, device=device,
+                 problem=f"{type(exc).__name__}: {text[:300]}{'...' if len(text) > 300 else ''}")) from None

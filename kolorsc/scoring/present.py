@@ -47,7 +47,7 @@ def score_folder(
     scorers = load_scorers(models_dir, device=device)
     results, unreadable = _score_in_batches(scan.images, texts, scorers)
     if unreadable:  # the header looked fine but the pixels did not decode
-        raise UsageError(f"{folder}: cannot score {'; '.join(unreadable)}")
+        raise UsageError(_("{folder}: cannot score {images}").format(folder=folder, images="; ".join(unreadable)))
     note = scorers.alignment_note if texts is not None and scorers.alignment is None else None
     report = summarize(results, scorer=scorers.identity, note=note)
     return FolderResult(folder=Path(folder), scan=scan, report=report, threshold=threshold)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import LoopContext, Undefined
 
+from kolorsc.i18n import N_, _
+
 MAX_TEXT = 20_000  # characters (or list items) any value or rendered text may reach
 MAX_INT_BITS = 1024  # whole numbers up to ~10**308; prompts need a scene number at most
 RANGE_LIMIT = 100  # range() items
@@ -53,18 +55,18 @@ class Budget:
     def charge(self, units: int) -> None:
         self.work -= units
         if self.work < 0:
-            raise BudgetError(
-                f"the story's templates do too much work (more than {WORK_BUDGET:,} units: loops "
-                "times the length of the text they handle)"
-            )
+            raise BudgetError(_(
+                "the story's templates do too much work (more than {limit} units: loops "
+                "times the length of the text they handle)").format(limit=f"{WORK_BUDGET:,}"))
         if time.process_time() > self.deadline:
-            raise BudgetError(f"the story's templates took more than {self.seconds:g} s of CPU time to render")
+            raise BudgetError(_("the story's templates took more than {seconds} s of CPU time to render").format(
+                seconds=f"{self.seconds:g}"))
 
     def charge_tokens(self, n: int) -> None:
         self.tokens -= n
         if self.tokens < 0:
-            raise BudgetError(f"the story's templates hold more than {STORY_TOKENS:,} pieces of template code "
-                              "(names, operators, tags)")
+            raise BudgetError(_("the story's templates hold more than {limit} pieces of template code "
+                                "(names, operators, tags)").format(limit=f"{STORY_TOKENS:,}"))
 
 
 CURRENT_BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("kolorsc_template_budget", default=None)
@@ -82,11 +84,12 @@ def charge(units: int = 0) -> None:
 # --- sizes ----------------------------------------------------------------------------------
 
 
-def too_big(what: str = "a value") -> BudgetError:
-    return BudgetError(f"{what} would grow beyond {MAX_TEXT:,} characters")
+def too_big(what: str = N_("a value")) -> BudgetError:
+    """`what`: a description marked with N_(), translated here."""
+    return BudgetError(_("{what} would grow beyond {limit} characters").format(what=_(what), limit=f"{MAX_TEXT:,}"))
 
 
-def check_size(n: int, what: str = "a value") -> None:
+def check_size(n: int, what: str = N_("a value")) -> None:
     if n > MAX_TEXT:
         raise too_big(what)
 
@@ -105,11 +108,12 @@ def check_value(value):
         return value
     if isinstance(value, int):
         if bits(value) > MAX_INT_BITS:
-            raise BudgetError(f"a number would grow beyond {MAX_INT_BITS} bits (about 10**{int(MAX_INT_BITS * math.log10(2))})")
+            raise BudgetError(_("a number would grow beyond {bits} bits (about 10**{digits})").format(
+                bits=MAX_INT_BITS, digits=int(MAX_INT_BITS * math.log10(2))))
     elif isinstance(value, float) and not math.isfinite(value):
-        raise BudgetError("the result is not a finite number")
+        raise BudgetError(_("the result is not a finite number"))
     elif isinstance(value, complex):
-        raise BudgetError("the result is not a real number")
+        raise BudgetError(_("the result is not a real number"))
     elif isinstance(value, (str, list, tuple, dict)):
         check_size(len(value))
     return value
@@ -117,19 +121,19 @@ def check_value(value):
 
 def _describe(value) -> str:
     if value is None:
-        return "nothing (none)"
+        return _("nothing (none)")
     if isinstance(value, bool):
         return "true/false"
     if isinstance(value, LoopContext):
-        return "the loop object"
+        return _("the loop object")
     if callable(value):
         name = getattr(value, "__name__", type(value).__name__)
-        return f"the function {name!r} (call it with (...), or leave it out)"
+        return _("the function {name} (call it with (...), or leave it out)").format(name=repr(name))
     if isinstance(value, (list, tuple)):
-        return "a list (join it: |join(', '))"
+        return _("a list (join it: |join(', '))")
     if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__} object"
+        return _("a mapping")
+    return _("a {type} object").format(type=type(value).__name__)
 
 
 def to_text(value) -> str:
@@ -140,14 +144,14 @@ def to_text(value) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or value is None:
-        raise SecurityError(f"a template can only output text or numbers, not {_describe(value)}")
+        raise SecurityError(_("a template can only output text or numbers, not {what}").format(what=_describe(value)))
     if isinstance(value, (int, float)):
         check_value(value)
         return str(value)
     text = getattr(type(value), "kolorsc_text", None)  # the views of spec.templates
     if text is not None:
         return text(value)
-    raise SecurityError(f"a template can only output text or numbers, not {_describe(value)}")
+    raise SecurityError(_("a template can only output text or numbers, not {what}").format(what=_describe(value)))
 
 
 def replaced_length(text, old, new, count=-1) -> int:

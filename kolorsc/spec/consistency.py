@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kolorsc.errors import Diagnostic
+from kolorsc.i18n import _
 from kolorsc.spec.model import (
     DEFAULT_SHEET_POSE,
     Consistency,
@@ -81,31 +82,34 @@ def _reference(src, key, value, story_path, root, inside):
     sheet = value.get("sheet")
     if "reference" not in value:
         if sheet is not None:
-            return None, [src.diag((*where, "sheet"), "sheet is only used with `reference: generate`",
-                                   "add `reference: generate` to this character, or remove sheet")]
+            return None, [src.diag((*where, "sheet"), _("sheet is only used with `reference: generate`"),
+                                   _("add `reference: generate` to this character, or remove sheet"))]
         return None, []
     text = value["reference"]
     if text == GENERATE:
         sheet = sheet or {}
         return Reference(generate=True, pose=sheet.get("pose"), seed=sheet.get("seed")), []
     if sheet is not None:
-        return None, [src.diag((*where, "sheet"), "sheet is only used with `reference: generate`",
-                               f"this character's reference is the picture {quote(text)}")]
+        return None, [src.diag((*where, "sheet"), _("sheet is only used with `reference: generate`"),
+                               _("this character's reference is the picture {path}").format(path=quote(text)))]
     path = inside(text, story_path, root)
     if path is None:
-        return None, [src.diag((*where, "reference"), f"path {quote(text)} leaves the project folder",
-                               f"keep reference pictures inside the project root {root}")]
+        return None, [src.diag((*where, "reference"),
+                               _("path {path} leaves the project folder").format(path=quote(text)),
+                               _("keep reference pictures inside the project root {root}").format(root=root))]
     problem = picture_problem(path)
     if problem:
-        return None, [src.diag((*where, "reference"), f"reference {quote(text)} {problem}",
-                               "a PNG, JPEG or WebP picture of the character, relative to this story file, or `generate`")]
+        return None, [src.diag((*where, "reference"),
+                               _("reference {path} {problem}").format(path=quote(text), problem=problem),
+                               _("a PNG, JPEG or WebP picture of the character, relative to this story file, "
+                                 "or `generate`"))]
     return Reference(path=path), []
 
 
 def picture_problem(path: Path) -> str | None:
     """None when Pillow reads `path` as a PNG/JPEG/WebP picture of sane size, else what is wrong."""
     if not path.is_file():
-        return "does not exist"
+        return _("does not exist")
     import warnings
 
     from PIL import Image, UnidentifiedImageError
@@ -116,14 +120,15 @@ def picture_problem(path: Path) -> str | None:
             with Image.open(path) as im:
                 fmt, (w, h) = im.format, im.size
                 if fmt not in IMAGE_FORMATS:
-                    return f"is a {fmt} picture, not PNG, JPEG or WebP"
+                    return _("is a {format} picture, not PNG, JPEG or WebP").format(format=fmt)
                 if w * h > MAX_PIXELS:
-                    return f"is {w}x{h} pixels, more than {MAX_PIXELS:,} (it is shrunk to 336 px anyway)"
+                    return _("is {w}x{h} pixels, more than {limit} (it is shrunk to 336 px anyway)").format(
+                        w=w, h=h, limit=f"{MAX_PIXELS:,}")
                 im.verify()  # reads the data: a truncated file fails here
     except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError):
-        return "is not a picture Pillow can read"
+        return _("is not a picture Pillow can read")
     except (OSError, SyntaxError, ValueError) as exc:  # truncated/corrupt data
-        return f"cannot be read ({exc})"
+        return _("cannot be read ({problem})").format(problem=exc)
     return None
 
 
@@ -173,8 +178,9 @@ def _unknown_characters(src, path, scales: dict, names: list[str]) -> list[Diagn
     out = []
     for key in (k for k in scales if k not in names):
         close = difflib.get_close_matches(key, names, n=1)
-        hint = f"did you mean \"{close[0]}\"?" if close else "characters: " + (", ".join(names) or "none")
-        out.append(src.diag((*path, key), f"unknown character \"{key}\"", hint, at_key=True))
+        hint = (_("did you mean \"{name}\"?").format(name=close[0]) if close
+                else _("characters: {names}").format(names=", ".join(names) or _("none")))
+        out.append(src.diag((*path, key), _("unknown character \"{name}\"").format(name=key), hint, at_key=True))
     return out
 
 
@@ -184,13 +190,14 @@ def _ip_needs_references(src, parsed: Parsed) -> list[Diagnostic]:
         return []
     out = []
     if parsed.consistency.ip_adapter is not None:
-        out.append(src.diag(("consistency", "ip_adapter"), "ip_adapter is on but no character has a reference picture",
-                            "add `reference: refs/<name>.png` (or `reference: generate`) to a character"))
+        out.append(src.diag(("consistency", "ip_adapter"),
+                            _("ip_adapter is on but no character has a reference picture"),
+                            _("add `reference: refs/<name>.png` (or `reference: generate`) to a character")))
     for i, scene in enumerate(parsed.scenes):
         if scene is not None and scene.ip_adapter:
             out.append(src.diag(("scenes", i, "consistency", "ip_adapter"),
-                                "ip_adapter is on but no character has a reference picture",
-                                "add `reference: refs/<name>.png` (or `reference: generate`) to a character"))
+                                _("ip_adapter is on but no character has a reference picture"),
+                                _("add `reference: refs/<name>.png` (or `reference: generate`) to a character")))
     return out
 
 
@@ -216,28 +223,33 @@ def _sharing_problems(src, parsed: Parsed) -> list[Diagnostic]:
         for i, scene in enumerate(scenes):
             if scene is not None and (scene.shared_attention or scene.shared_rate is not None):
                 out.append(src.diag(("scenes", i, "consistency", "shared_attention"),
-                                    "shared_attention is off for the story, so a scene cannot turn it on",
-                                    "set consistency.shared_attention at the top of the story (it chooses the identity panels)"))
+                                    _("shared_attention is off for the story, so a scene cannot turn it on"),
+                                    _("set consistency.shared_attention at the top of the story (it chooses "
+                                      "the identity panels)")))
         return out
     where = ("consistency", "shared_attention")
     sharing = sharing_scenes(shared, scenes)
     if isinstance(shared.identity, int):
         count = shared.identity
         if count >= len(sharing):
-            out.append(src.diag((*where, "identity"), f"{count} identity panels but only {len(sharing)} scenes share attention",
-                                "use fewer identity panels than sharing scenes"))
+            out.append(src.diag((*where, "identity"),
+                                _("{n} identity panels but only {sharing} scenes share attention").format(
+                                    n=count, sharing=len(sharing)),
+                                _("use fewer identity panels than sharing scenes")))
     else:
         count = len(shared.identity)
         for n in shared.identity:
             if n - 1 not in sharing:
-                out.append(src.diag((*where, "identity"), f"scene {n} is an identity panel but does not share attention",
-                                    f"remove `shared_attention: false` from scene {n}, or pick another scene"))
+                out.append(src.diag((*where, "identity"),
+                                    _("scene {n} is an identity panel but does not share attention").format(n=n),
+                                    _("remove `shared_attention: false` from scene {n}, or pick another "
+                                      "scene").format(n=n)))
         if count >= len(sharing):
-            out.append(src.diag((*where, "identity"), "every sharing scene is an identity panel",
-                                "leave at least one sharing scene out of the identity list"))
+            out.append(src.diag((*where, "identity"), _("every sharing scene is an identity panel"),
+                                _("leave at least one sharing scene out of the identity list")))
     if count >= shared.group:
-        out.append(src.diag((*where, "group"), f"group {shared.group} leaves no room beside {count} identity panels",
-                            f"use a group of at least {count + 1}"))
+        out.append(src.diag((*where, "group"), _("group {group} leaves no room beside {n} identity panels").format(
+            group=shared.group, n=count), _("use a group of at least {n}").format(n=count + 1)))
     out += _same_size_and_steps(src, sharing)
     return out
 
@@ -256,11 +268,14 @@ def _same_size_and_steps(src, sharing: list[int]) -> list[Diagnostic]:
             first = (i, size, steps)
             continue
         j, size0, steps0 = first
-        hint = f"give it scene {j + 1}'s value, or set `consistency: {{shared_attention: false}}` on this scene"
+        hint = _("give it scene {n}'s value, or set `consistency: {{shared_attention: false}}` on this "
+                 "scene").format(n=j + 1)
         if size != size0:
             out.append(src.diag(("scenes", i, "size") if "size" in scene else ("scenes", i),
-                                f"shared attention renders panels together: size {size} differs from scene {j + 1}'s {size0}", hint))
+                                _("shared attention renders panels together: size {size} differs from scene "
+                                  "{n}'s {first}").format(size=size, n=j + 1, first=size0), hint))
         if steps != steps0:
             out.append(src.diag(("scenes", i, "steps") if "steps" in scene else ("scenes", i),
-                                f"shared attention renders panels together: {steps} steps differ from scene {j + 1}'s {steps0}", hint))
+                                _("shared attention renders panels together: {steps} steps differ from scene "
+                                  "{n}'s {first}").format(steps=steps, n=j + 1, first=steps0), hint))
     return out

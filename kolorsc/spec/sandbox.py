@@ -40,6 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import pass_context
 from jinja2.visitor import NodeTransformer
 
+from kolorsc.i18n import N_, _
 from kolorsc.spec.budget import (  # noqa: F401 - MAX_TEXT, TEMPLATE_TOKENS: re-exported for callers
     CURRENT_BUDGET,
     MAX_INT_BITS,
@@ -119,7 +120,7 @@ class StorySandbox(ImmutableSandboxedEnvironment):
         # str.format can pad to any width ('{:>999999999}'); prompts do not need it.
         if super().wrap_str_format(value) is not None:
             def refuse(*args, **kwargs):
-                raise SecurityError("str.format is not available in templates")
+                raise SecurityError(_("str.format is not available in templates"))
 
             return refuse
         return None
@@ -130,7 +131,7 @@ def _check_binop(op: str, left, right) -> None:
     charge(sum(len(v) for v in (left, right) if isinstance(v, (str, list, tuple))))
     seqs = (str, list, tuple)
     if op == "%" and isinstance(left, str):
-        raise SecurityError("%-formatting is not available in templates")
+        raise SecurityError(_("%-formatting is not available in templates"))
     if op == "+" and isinstance(left, seqs) and isinstance(right, seqs):
         check_size(len(left) + len(right))
     elif op == "*":
@@ -138,10 +139,10 @@ def _check_binop(op: str, left, right) -> None:
             if isinstance(seq, seqs) and isinstance(n, int):
                 check_size(len(seq) * max(int(n), 0))
         if isinstance(left, int) and isinstance(right, int) and bits(left) + bits(right) > MAX_INT_BITS + 1:
-            raise BudgetError(f"a number would grow beyond {MAX_INT_BITS} bits")
+            raise BudgetError(_("a number would grow beyond {bits} bits").format(bits=MAX_INT_BITS))
     elif op == "**" and isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
         if right * math.log2(abs(left)) > MAX_INT_BITS + 1:  # the result's bits, to within one
-            raise BudgetError(f"a number would grow beyond {MAX_INT_BITS} bits")
+            raise BudgetError(_("a number would grow beyond {bits} bits").format(bits=MAX_INT_BITS))
 
 
 def _check_method(obj, args, kwargs) -> None:
@@ -161,7 +162,8 @@ def _check_method(obj, args, kwargs) -> None:
     else:
         allowed = frozenset()
     if name not in allowed:
-        raise SecurityError(f"{type(owner).__name__}.{name}() is not available in templates")
+        raise SecurityError(_("{method}() is not available in templates").format(
+            method=f"{type(owner).__name__}.{name}"))
     if isinstance(owner, str) and name == "replace" and len(args) >= 2:
         count = args[2] if len(args) > 2 else kwargs.get("count", -1)
         check_size(replaced_length(owner, args[0], args[1], count))
@@ -170,7 +172,7 @@ def _check_method(obj, args, kwargs) -> None:
         if isinstance(items, (list, tuple)) and all(isinstance(i, str) for i in items):
             check_size(sum(map(len, items)) + len(owner) * max(len(items) - 1, 0))
         else:
-            raise SecurityError("str.join() takes a list of text here; use the join filter")
+            raise SecurityError(_("str.join() takes a list of text here; use the join filter"))
 
 
 # --- filters --------------------------------------------------------------------------------
@@ -250,7 +252,7 @@ def _sum(context, fn, kind, value, attribute=None, start=0):
     total = start
     for item in items:
         if not isinstance(item, (int, float)) or not isinstance(total, (int, float)):
-            raise SecurityError("sum adds numbers only")
+            raise SecurityError(_("sum adds numbers only"))
         total = check_value(total + item)
     return total
 
@@ -263,7 +265,7 @@ def _bounded_list(value) -> list:
     out = []
     for item in value:
         out.append(item)
-        check_size(len(out), "a list")
+        check_size(len(out), N_("a list"))
         current().charge(1)
     return out
 
@@ -306,7 +308,7 @@ def _concat(pieces) -> str:
     for piece in pieces:
         total += len(piece)
         if total > MAX_TEXT:
-            raise too_big("the rendered text")
+            raise too_big(N_("the rendered text"))
         out.append(piece)
     return "".join(out)
 
@@ -314,7 +316,7 @@ def _concat(pieces) -> str:
 def _small_range(*args):
     r = range(*args)
     if len(r) > RANGE_LIMIT:
-        raise SecurityError(f"range() is limited to {RANGE_LIMIT} items in templates")
+        raise SecurityError(_("range() is limited to {limit} items in templates").format(limit=RANGE_LIMIT))
     return r
 
 

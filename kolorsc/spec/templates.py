@@ -31,7 +31,7 @@ __all__ = ["MAX_TEXT", "Budget", "RenderedScene", "caption_template_problems", "
 MAX_LOOP_NESTING = 2
 MAX_ASSIGNMENTS = 10  # with loops, bounds how far a value can double itself
 _TEMPLATE_FILE = "<kolorsc-template>"
-_BUDGET_HINT = "Kolors reads 256 tokens of a prompt: write long text once, not in loops or repeated"
+_BUDGET_HINT = N_("Kolors reads 256 tokens of a prompt: write long text once, not in loops or repeated")
 _WHERE = {"prompt": N_("in the prompt of scene {n}"), "negative": N_("in the negative of scene {n}")}
 _FORBIDDEN_TAGS = {
     "Macro": "{% macro %}",
@@ -119,7 +119,7 @@ class Names:
     """The names a template may use and how to explain a wrong one."""
 
     values: dict  # name -> value
-    kind: str  # "prompt templates", "caption templates": for messages
+    kind: str  # N_("prompt templates"), N_("caption templates"): for messages, translated where used
     unknown_hint: str  # when no close name exists
 
 
@@ -144,8 +144,8 @@ def render_scenes(story: Story, budget: Budget | None = None) -> list[RenderedSc
     out: list[RenderedScene] = []
     for scene in story.scenes:
         values = dict(context, scene=SceneView(scene.index + 1, scene.caption, scene.shot or ""))
-        characters = ", ".join(k for k in values if k not in ("style", "story", "scene")) or "none"
-        names = Names(values, "prompt templates", "characters: " + characters)
+        characters = ", ".join(k for k in values if k not in ("style", "story", "scene")) or _("none")
+        names = Names(values, N_("prompt templates"), _("characters: {names}").format(names=characters))
         prompt = _scene_template(scene.prompt, names, budget, scene, "prompt", scene.prompt_loc, diags)
         negative = ""
         if scene.negative:
@@ -187,27 +187,30 @@ def render_template(source: str, names: Names, budget: Budget) -> tuple[str | No
     """(text, []) or (None, problems): check the template without running it, then render it
     in the sandbox within `budget`. Never raises for anything the template holds."""
     if len(source) > MAX_TEXT:
-        return None, [Problem(f"the template is {len(source):,} characters long (limit {MAX_TEXT:,})")]
+        return None, [Problem(_("the template is {n} characters long (limit {limit})").format(
+            n=f"{len(source):,}", limit=f"{MAX_TEXT:,}"))]
     problems: list[Problem] = []
     simple = _render_simple(source, names, problems)
     if simple is not _NOT_SIMPLE:
         return simple, problems
     tokens = count_tokens(_env(), source, TEMPLATE_TOKENS)
     if tokens > TEMPLATE_TOKENS:
-        return None, [Problem(f"template over budget: more than {TEMPLATE_TOKENS} pieces of template code (names, "
-                              "operators, tags) in one template", None, _BUDGET_HINT)]
+        return None, [Problem(_("template over budget: more than {limit} pieces of template code (names, "
+                                "operators, tags) in one template").format(limit=TEMPLATE_TOKENS),
+                              None, _(_BUDGET_HINT))]
     try:
         budget.charge_tokens(tokens)
     except BudgetError as exc:
-        return None, [Problem(f"template over budget: {exc}", None, _BUDGET_HINT)]
+        return None, [Problem(_("template over budget: {problem}").format(problem=exc), None, _(_BUDGET_HINT))]
     ast = _parse(source, problems)
     if ast is None or not _static_check(ast, names, problems):
         return None, problems
     text = _run(ast, names.values, budget, problems)
     control = _CONTROL.search(text) if text is not None else None
     if control:  # e.g. {{ '\\x00' }}: a NUL would break the PNG text chunks that carry the prompt
-        problems.append(Problem(f"the template renders a control character (U+{ord(control.group()):04X})", None,
-                                "text may hold tabs and line breaks, no other control character"))
+        problems.append(Problem(_("the template renders a control character (U+{code})").format(
+            code=f"{ord(control.group()):04X}"), None,
+            _("text may hold tabs and line breaks, no other control character")))
         return None, problems
     return (text, problems) if text is not None else (None, problems)
 
@@ -218,9 +221,9 @@ def _parse(source: str, problems: list[Problem]):
     try:
         return _env().parse(source)
     except TemplateSyntaxError as exc:
-        problems.append(Problem(f"template syntax error: {exc.message}", exc.lineno))
+        problems.append(Problem(_("template syntax error: {problem}").format(problem=exc.message), exc.lineno))
     except (RecursionError, MemoryError):
-        problems.append(Problem("template syntax error: nested too deeply"))
+        problems.append(Problem(_("template syntax error: nested too deeply")))
     return None
 
 
@@ -232,10 +235,10 @@ def _static_check(ast, names: Names, problems: list[Problem]) -> bool:
     try:
         undeclared = meta.find_undeclared_variables(ast)  # compiles: unknown filters show up here
     except TemplateSyntaxError as exc:
-        problems.append(Problem(f"template error: {exc.message}", exc.lineno))
+        problems.append(Problem(_("template error: {problem}").format(problem=exc.message), exc.lineno))
         return False
     except (RecursionError, MemoryError):
-        problems.append(Problem("template error: nested too deeply"))
+        problems.append(Problem(_("template error: nested too deeply")))
         return False
     for name in sorted(undeclared):
         node = next((n for n in ast.find_all(nodes.Name) if n.name == name), None)
@@ -245,15 +248,16 @@ def _static_check(ast, names: Names, problems: list[Problem]) -> bool:
             _check_attr(node.node.name, node.attr, names, node.lineno, problems)
     for kind, tag in _FORBIDDEN_TAGS.items():
         for node in ast.find_all(getattr(nodes, kind)):
-            problems.append(Problem(f"{tag} is not allowed in {names.kind}", node.lineno))
+            problems.append(Problem(_("{tag} is not allowed in {kind}").format(tag=tag, kind=_(names.kind)), node.lineno))
     for node in ast.find_all(nodes.For):
         if node.recursive:
-            problems.append(Problem(f"recursive loops are not allowed in {names.kind}", node.lineno))
+            problems.append(Problem(_("recursive loops are not allowed in {kind}").format(kind=_(names.kind)), node.lineno))
     assignments = sum(1 for _ in ast.find_all((nodes.Assign, nodes.AssignBlock, nodes.With)))
     if assignments > MAX_ASSIGNMENTS:
-        problems.append(Problem(f"more than {MAX_ASSIGNMENTS} {{% set %}}/{{% with %}} in one template"))
+        problems.append(Problem(_("more than {n} {{% set %}}/{{% with %}} in one template").format(n=MAX_ASSIGNMENTS)))
     if _loop_depth(ast, nodes) > MAX_LOOP_NESTING:
-        problems.append(Problem(f"loops nested more than {MAX_LOOP_NESTING} deep are not allowed in {names.kind}"))
+        problems.append(Problem(_("loops nested more than {n} deep are not allowed in {kind}").format(
+            n=MAX_LOOP_NESTING, kind=_(names.kind))))
     return len(problems) == before
 
 
@@ -265,18 +269,20 @@ def _run(ast, values: dict, budget: Budget, problems: list[Problem]) -> str | No
     try:
         return sandbox.render(_env(), ast, values, budget, _TEMPLATE_FILE)
     except sandbox.BudgetError as exc:
-        problems.append(Problem(f"template over budget: {str(exc).rstrip('.')}", _template_line(exc), _BUDGET_HINT))
+        problems.append(Problem(_("template over budget: {problem}").format(problem=str(exc).rstrip(".")),
+                                _template_line(exc), _(_BUDGET_HINT)))
     except SecurityError as exc:
-        problems.append(Problem(f"template not allowed: {str(exc).rstrip('.')}", _template_line(exc),
-                                "templates may only use the story's names and plain text"))
+        problems.append(Problem(_("template not allowed: {problem}").format(problem=str(exc).rstrip(".")),
+                                _template_line(exc), _("templates may only use the story's names and plain text")))
     except UndefinedError as exc:
-        problems.append(Problem(f"template error: {exc.message}", _template_line(exc)))
+        problems.append(Problem(_("template error: {problem}").format(problem=exc.message), _template_line(exc)))
     except TemplateError as exc:
-        problems.append(Problem(f"template error: {exc}", _template_line(exc)))
+        problems.append(Problem(_("template error: {problem}").format(problem=exc), _template_line(exc)))
     except RecursionError:
-        problems.append(Problem("template error: recursion too deep"))
+        problems.append(Problem(_("template error: recursion too deep")))
     except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError, MemoryError, SyntaxError) as exc:
-        problems.append(Problem(f"template error: {type(exc).__name__}: {exc}", _template_line(exc)))
+        problems.append(Problem(_("template error: {problem}").format(problem=f"{type(exc).__name__}: {exc}"),
+                                _template_line(exc)))
     return None
 
 
@@ -344,8 +350,8 @@ def _render_simple(source: str, names: Names, problems: list[Problem]):
     length = len(rest) + sum(map(len, values))
     if length > MAX_TEXT:
         line = next((source.count("\n", 0, m.start()) + 1 for m, v in zip(found, values) if len(v) > MAX_TEXT // 2), None)
-        problems.append(Problem(f"template over budget: the text would be {length:,} characters long (limit {MAX_TEXT:,})",
-                                line, _BUDGET_HINT))
+        problems.append(Problem(_("template over budget: the text would be {n} characters long (limit {limit})").format(
+            n=f"{length:,}", limit=f"{MAX_TEXT:,}"), line, _(_BUDGET_HINT)))
         return None
     it = iter(values)
     text = _SIMPLE_EXPR.sub(lambda m: next(it), source)
@@ -393,12 +399,12 @@ def referenced_names(source: str) -> set[str]:
 # --- dataset captions ---------------------------------------------------------------------
 
 CAPTION_NAMES = ("stem", "index", "sidecar")
-_CAPTION_HINT = "a caption template sees stem, index and sidecar"
+_CAPTION_HINT = N_("a caption template sees stem, index and sidecar")
 _CAPTION_SAMPLE = {"stem": "image", "index": 0, "sidecar": "a caption"}
 
 
 def _caption_names(values: dict) -> Names:
-    return Names(values, "caption templates", _CAPTION_HINT)
+    return Names(values, N_("caption templates"), _(_CAPTION_HINT))
 
 
 def caption_template_problems(source: str) -> list[tuple[str, int | None, str | None]]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kolorsc.errors import WARNING, Diagnostic
+from kolorsc.i18n import N_, _
 from kolorsc.spec.compose import compiled_negative, compiled_prompt
 from kolorsc.spec.model import Story
 
@@ -117,13 +118,19 @@ def truncation_warnings(story: Story, rendered) -> list[Diagnostic]:
     return out
 
 
+_WHAT = {"prompt": N_("prompt"), "negative": N_("negative")}
+_EXACT = N_("the compiled {what} of scene {n} is {tokens} tokens; Kolors reads {limit} (its text encoder takes "
+            "{max} with 2 start tokens) and cuts it after character {kept} of {length}: …{before}| {after}…")
+_ESTIMATE = N_("the compiled {what} of scene {n} is about {tokens} tokens; Kolors reads {limit} (its text encoder "
+               "takes {max} with 2 start tokens) and cuts it after character {kept} of {length}: …{before}| {after}…")
+
+
 def _warning(index: int, what: str, text: str, count: TokenCount, loc) -> Diagnostic:
-    about = "" if count.exact else "about "
     before = text[max(0, count.kept - 12):count.kept]
     after = text[count.kept:count.kept + 12]
-    message = (f"the compiled {what} of scene {index + 1} is {about}{count.tokens} tokens; Kolors reads "
-               f"{TEXT_TOKENS} (its text encoder takes {MAX_TOKENS} with 2 start tokens) and cuts it after "
-               f"character {count.kept} of {len(text)}: …{before}| {after}…")
-    hint = "shorten it, or put what matters first" + ("" if count.exact else
-                                                       " (an estimate: install kolorsc[models] for an exact count)")
+    message = _(_EXACT if count.exact else _ESTIMATE).format(
+        what=_(_WHAT[what]), n=index + 1, tokens=count.tokens, limit=TEXT_TOKENS, max=MAX_TOKENS, kept=count.kept,
+        length=len(text), before=before, after=after)
+    hint = _("shorten it, or put what matters first") + (
+        "" if count.exact else _(" (an estimate: install kolorsc[models] for an exact count)"))
     return Diagnostic(loc.file, loc.line, loc.col, f"scenes[{index}].{what}", message, hint, severity=WARNING)

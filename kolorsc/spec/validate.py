@@ -50,19 +50,22 @@ MAX_SCHEMA_ERRORS = 100  # a 1 MB file can hold 150,000 wrong values: nobody rea
 # A story holds ~150 values. jsonschema spends ~30 us on each, so the 50,000 YAML allows would
 # cost `check` 1.5 s of CPU for one file: more than MAX_VALUES is refused before validating.
 MAX_VALUES = 10_000
+_KINDS = {"story": N_("story"), "style": N_("style")}  # schema names, in messages
 
 
 def validate(src: Source, name: str) -> list[Diagnostic]:
     """Every schema problem of `src.data` (the first MAX_SCHEMA_ERRORS), plus control
     characters and names too long for a file name, sorted by position."""
     if len(src.positions) > MAX_VALUES:
-        return [src.diag((), f"the file holds {len(src.positions):,} values; a {name} has a few hundred "
-                             f"(limit {MAX_VALUES:,})", "is this the right file?")]
+        return [src.diag((), _("the file holds {n} values; a {kind} has a few hundred (limit {limit})").format(
+            n=f"{len(src.positions):,}", kind=_(_KINDS.get(name, name)), limit=f"{MAX_VALUES:,}"),
+            _("is this the right file?"))]
     diags: list[Diagnostic] = []
     errors = _validator(name).iter_errors(src.data)  # lazy: stopping early saves the rest
     for n, error in enumerate(errors):
         if n == MAX_SCHEMA_ERRORS:
-            diags.append(src.diag((), f"more problems not shown (stopped after {MAX_SCHEMA_ERRORS}); fix these first"))
+            diags.append(src.diag((), _("more problems not shown (stopped after {n}); fix these first").format(
+                n=MAX_SCHEMA_ERRORS)))
             break
         diags.extend(_explain(src, error))
     diags += text_problems(src)[:MAX_SCHEMA_ERRORS]
@@ -112,8 +115,8 @@ def text_problems(src: Source) -> list[Diagnostic]:
             for key, item in value.items():
                 bad = _bad_char(str(key), True) if isinstance(key, str) else None
                 if bad:
-                    out.append(src.diag(path + (key,), f"the key {quote(key)} holds a control character ({bad})",
-                                        "keys are one line of printable text", at_key=True))
+                    out.append(src.diag(path + (key,), _("the key {key} holds a control character ({char})").format(
+                        key=quote(key), char=bad), _("keys are one line of printable text"), at_key=True))
                 walk(item, path + (key,))
         elif isinstance(value, list):
             for i, item in enumerate(value):
@@ -122,9 +125,9 @@ def text_problems(src: Source) -> list[Diagnostic]:
             one_line = bool(path) and path[-1] in ONE_LINE_FIELDS
             bad = _bad_char(value, one_line)
             if bad:
-                rule = ("names and paths are one line of printable text" if one_line
-                        else "text may hold tabs and line breaks, no other control character")
-                out.append(src.diag(path, f"holds a control character ({bad})", rule))
+                rule = (_("names and paths are one line of printable text") if one_line
+                        else _("text may hold tabs and line breaks, no other control character"))
+                out.append(src.diag(path, _("holds a control character ({char})").format(char=bad), rule))
 
     walk(src.data, ())
     return out
@@ -151,9 +154,10 @@ def refine_problems(src: Source) -> list[Diagnostic]:
     if not isinstance(scale, (int, float)) or isinstance(scale, bool) or worst * scale * scale <= MAX_PIXELS:
         return []
     return [src.diag(("defaults", "refine", "scale"),
-                     f"refines panels to about {worst * scale * scale / 1e6:.0f} megapixels, over the "
-                     f"{MAX_PIXELS / 1e6:g}-megapixel budget of `kolorsc score` and `bundle verify`",
-                     "lower refine.scale or the panel size")]
+                     _("refines panels to about {n} megapixels, over the {limit}-megapixel budget of "
+                       "`kolorsc score` and `bundle verify`").format(
+                         n=f"{worst * scale * scale / 1e6:.0f}", limit=f"{MAX_PIXELS / 1e6:g}"),
+                     _("lower refine.scale or the panel size"))]
 
 
 def file_name_problems(src: Source) -> list[Diagnostic]:
@@ -170,9 +174,10 @@ def file_name_problems(src: Source) -> list[Diagnostic]:
     if size <= limit:
         return []
     room = limit - (size - len(team.encode("utf-8", errors="surrogatepass")))
-    return [src.diag(("team",), f"makes the bundle's file name {size} bytes long; file names may have {limit} "
-                                f"(team may use {max(room, 0)} bytes with this id)",
-                     "shorten team: in UTF-8 an emoji takes 4 bytes, a CJK character 3")]
+    return [src.diag(("team",), _("makes the bundle's file name {size} bytes long; file names may have {limit} "
+                                  "(team may use {room} bytes with this id)").format(
+                                      size=size, limit=limit, room=max(room, 0)),
+                     _("shorten team: in UTF-8 an emoji takes 4 bytes, a CJK character 3"))]
 
 
 def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:

@@ -49,7 +49,7 @@ def with_extra(entries: dict[str, bytes], add) -> bytes:
 
 
 def test_a_valid_bundle_still_passes_under_the_cap(tmp_path, entries):
-    path = tmp_path / "ok.zip"
+    path = tmp_path / "星河队-可图Kolors训练-rainy-day.zip"  # the challenge's name rule (make_result's team and story)
     path.write_bytes(deterministic_zip(entries))
     result = verify_capped(path, tmp_path)
     assert result.returncode == 0, result.output

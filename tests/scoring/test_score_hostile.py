@@ -85,7 +85,8 @@ def test_missing_packages_are_one_line_with_the_pip_command(monkeypatch, tmp_pat
     r = make_result(tmp_path, aesthetic=[6.5] * 8)
     bundle.write_bytes(bundle_zip(r, [panel_png(p, pr, r) for p, pr in zip(images(), r.panels)], r.lora.path))
     monkeypatch.setitem(sys.modules, hidden, None)
-    expected = f"error: scoring needs the Python package {hidden!r}, which is not installed: pip install 'kolorsc[models]'"
+    expected = (f"error: this command needs the models extra ({hidden} is not installed): "
+                "pip install torch torchvision && pip install 'kolorsc[models]'")
     for args in (["score", image_dir, "--models-dir", models_dir],
                  ["bundle", "verify", bundle, "--rescore", "--models-dir", models_dir]):
         result = invoke(*args)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from kolorsc.errors import EngineError
+from kolorsc.i18n import _
 
 ADAPTER_FILE = "ip_adapter_plus_general.bin"
 IMAGE_ENCODER_DIR = "image_encoder"
@@ -66,18 +67,19 @@ def load_adapter(path: Path, unet, dtype, device: str) -> Adapter:
         proj, ip = state["image_proj"], state["ip_adapter"]
         shape = ResamplerShape.of(proj)
     except (KeyError, ValueError, TypeError) as exc:
-        raise EngineError(f"{path} is not an IP-Adapter-Plus file ({exc.__class__.__name__}: {exc}): "
-                          "expected image_proj (a Plus resampler) and ip_adapter. `kolorsc models pull ip-adapter`") from exc
+        raise EngineError(_("{path} is not an IP-Adapter-Plus file ({problem}): expected image_proj (a Plus "
+                            "resampler) and ip_adapter. `kolorsc models pull ip-adapter`").format(
+                              path=path, problem=f"{exc.__class__.__name__}: {exc}")) from exc
     except Exception as exc:  # pickle/zip errors of a damaged file
-        raise EngineError(f"cannot read {path}: {exc.__class__.__name__}: {exc}. "
-                          "Delete it and run `kolorsc models pull ip-adapter`") from exc
+        raise EngineError(_("cannot read {path}: {problem}. Delete it and run `kolorsc models pull ip-adapter`").format(
+                          path=path, problem=f"{exc.__class__.__name__}: {exc}")) from exc
     resampler = Resampler(shape)
     resampler.load_state_dict(proj, strict=True)
     order = cross_attention_order(unet)
     pairs = len(ip) // 2
     if pairs != len(order):
-        raise EngineError(f"{path} has {pairs} IP-Adapter layers, the UNet {len(order)} cross-attention layers: "
-                          "not an adapter for this UNet")
+        raise EngineError(_("{path} has {n} IP-Adapter layers, the UNet {layers} cross-attention layers: "
+                            "not an adapter for this UNet").format(path=path, n=pairs, layers=len(order)))
     layers = []
     for n, (block_id, t) in enumerate(order):
         attn = unet.blocks[block_id].transformer_blocks[t].attn2
@@ -85,7 +87,8 @@ def load_adapter(path: Path, unet, dtype, device: str) -> Adapter:
         k, v = ip.get(f"{2 * n + 1}.to_k_ip.weight"), ip.get(f"{2 * n + 1}.to_v_ip.weight")
         if k is None or v is None or tuple(k.shape) != wanted or tuple(v.shape) != wanted:
             got = None if k is None else tuple(k.shape)
-            raise EngineError(f"{path}: layer {2 * n + 1} should hold to_k_ip/to_v_ip of shape {wanted}, has {got}")
+            raise EngineError(_("{path}: layer {n} should hold to_k_ip/to_v_ip of shape {wanted}, has {got}").format(
+                path=path, n=2 * n + 1, wanted=wanted, got=got))
         layers.append(((block_id, t), k.to(device=device, dtype=dtype), v.to(device=device, dtype=dtype)))
     return Adapter(resampler.to(device=device, dtype=dtype).eval(), layers)
 
@@ -118,12 +121,14 @@ def load_image_encoder(folder: Path, dtype, device: str) -> ImageEncoder:
     try:
         model, info = CLIPVisionModelWithProjection.from_pretrained(str(folder), dtype=dtype, output_loading_info=True)
     except (OSError, ValueError, RuntimeError) as exc:
-        raise EngineError(f"cannot load the IP-Adapter image encoder from {folder}: {exc.__class__.__name__}: {exc}. "
-                          "`kolorsc models pull ip-adapter`") from exc
+        raise EngineError(_("cannot load the IP-Adapter image encoder from {folder}: {problem}. "
+                            "`kolorsc models pull ip-adapter`").format(
+                              folder=folder, problem=f"{exc.__class__.__name__}: {exc}")) from exc
     missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k]
     if missing:  # transformers would run them with random values
-        raise EngineError(f"{folder} lacks image encoder weights ({', '.join(missing[:3])}...): "
-                          "not the CLIP ViT-L/14-336 of Kolors-IP-Adapter-Plus")
+        raise EngineError(_("{folder} lacks image encoder weights ({names}...): "
+                            "not the CLIP ViT-L/14-336 of Kolors-IP-Adapter-Plus").format(
+                              folder=folder, names=", ".join(missing[:3])))
     size = model.config.image_size
     return ImageEncoder(model.to(device).eval(), CLIPImageProcessor(size=size, crop_size=size))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kolorsc.errors import EngineError
+from kolorsc.i18n import _
 
 PARTS = ("down", "mid", "up")
 
@@ -31,7 +32,8 @@ def attention_blocks(unet) -> list[AttentionBlockInfo]:
     pushes = [i for i, k in enumerate(kinds) if issubclass(k, PushBlock)]
     pops = [i for i, k in enumerate(kinds) if issubclass(k, PopBlock)]
     if not pushes or not pops:
-        raise EngineError("this UNet has no skip connections (PushBlock/PopBlock): cannot tell its down, mid and up blocks")
+        raise EngineError(_("this UNet has no skip connections (PushBlock/PopBlock): cannot tell its down, mid and up "
+                            "blocks"))
     last_push, first_pop = pushes[-1], pops[0]
     out = []
     for i, block in enumerate(unet.blocks):
