@@ -82,11 +82,14 @@ class BuildSummary:
             return 2
         return 1 if self.count(FAILED) else 0
 
+    def counts(self) -> dict[str, int]:
+        return {s: self.count(s) for s in (BUILT, UP_TO_DATE, PLANNED, FAILED, INVALID)}
+
     def to_json(self, changed_only: bool = False) -> dict:
         """The one JSON shape of `build --json`, `build --dry-run --json` and `plan --json`."""
         return {
             "ok": self.exit_code == 0,
-            "counts": {s: self.count(s) for s in (BUILT, UP_TO_DATE, PLANNED, FAILED, INVALID)},
+            "counts": self.counts(),
             "stories": [o.to_json(changed_only) for o in self.outcomes],
         }
 

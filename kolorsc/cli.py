@@ -391,7 +391,7 @@ def build_cmd(paths, engine, dry_run, cache_dir, out, models_dir, device, low_me
     if as_json:
         click.echo(json.dumps(summary.to_json(changed_only=changed), ensure_ascii=False, indent=2))
     elif not quiet or summary.exit_code:
-        parts = [f"{v} {_(_OUTCOME.get(k, k))}" for k, v in summary.to_json()["counts"].items() if v]
+        parts = [f"{v} {_(_OUTCOME.get(k, k))}" for k, v in summary.counts().items() if v]
         n = len(summary.outcomes)
         click.echo(ngettext("{n} story: {counts}", "{n} stories: {counts}", n).format(n=n, counts=", ".join(parts)))
     sys.exit(summary.exit_code)

@@ -20,7 +20,9 @@ Rules, chosen to follow what Python executes without dragging in every sibling:
 - `from kolorsc.a import name` (name not a module) depends on kolorsc.a itself;
 - a package's `__init__` is not a dependency of its submodules unless named like that
   (kolorsc/emit/__init__.py re-exports every emitter; the PDF stage does not run them).
-- the front end (kolorsc.spec, kolorsc.prompts), the graph (kolorsc.build.graph) and the
+- the front end (kolorsc.spec, kolorsc.prompts, and kolorsc.consistency, which resolves each
+  panel's references and sharing from the story: scales, pictures and settings are render
+  inputs, a sheet's prompt its inputs), the graph (kolorsc.build.graph) and the
   messages (kolorsc.errors, kolorsc.i18n: no output holds a translated text) are left out:
   what they produce reaches a node only as values that are in its key already (prompt text, seed, size, upstream keys...), and counting them would
   re-render every panel on a GPU when the compiler, the graph or a message changes.
@@ -40,7 +42,8 @@ from pathlib import Path
 
 PACKAGE = "kolorsc"
 # Modules whose effect on an output is only through values already in its key (see above).
-NOT_CODE = ("kolorsc.spec", "kolorsc.prompts", "kolorsc.build.graph", "kolorsc.errors", "kolorsc.i18n")
+NOT_CODE = ("kolorsc.spec", "kolorsc.prompts", "kolorsc.consistency", "kolorsc.build.graph", "kolorsc.errors",
+            "kolorsc.i18n")
 _ROOT = Path(__file__).resolve().parent  # kolorsc/
 
 # `import kolorsc.a.b as c` | `from kolorsc.a import (x, y as z)` | `from .a import x` — names

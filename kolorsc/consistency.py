@@ -166,8 +166,16 @@ def generated_characters(story: Story) -> list[str]:
     return [k for k, c in story.characters.items() if c.reference is not None and c.reference.generate and k in used]
 
 
+def panels_showing(story: Story, consistency: list[PanelConsistency] | None = None) -> dict[str, list[int]]:
+    """character -> the panels (1-based) whose prompt names it, for every character some panel
+    shows, in the story's order: what per-character consistency compares."""
+    pcs = panel_consistency(story) if consistency is None else consistency
+    out = {c: [pc.index for pc in pcs if c in pc.characters] for c in story.characters}
+    return {c: panels for c, panels in out.items() if panels}
+
+
 def render_key_inputs(pc: PanelConsistency, panels: dict[int, Panel], consistency: dict[int, PanelConsistency],
-                      picture_sha256: dict[str, str]) -> dict | None:
+                      picture_sha256: dict[str, str] | None) -> dict | None:
     """What consistency adds to the inputs of panel `pc.index`'s render keys (every
     candidate), or None when it is off for the panel (the key then stays as without it).
 
@@ -177,12 +185,20 @@ def render_key_inputs(pc: PanelConsistency, panels: dict[int, Panel], consistenc
       image (prompt, negative, seed and settings of its first candidate, its references, its
       rate): a panel that shares attends to those images. Whether a candidate is an identity
       image follows from its seed and is not an input.
-    `panels`/`consistency` by panel index; `picture_sha256` by character key."""
+    `panels`/`consistency` by panel index; `picture_sha256` by character key, or None when
+    the caller keys the pictures on their own (the build core: one `pictures` input naming
+    each picture once, so a plan can say which one changed; kolorsc.build.graph)."""
     if not pc.on:
         return None
+
+    def refs(uses: tuple[ReferenceUse, ...]) -> list[dict]:
+        if picture_sha256 is None:
+            return [r.as_dict() for r in uses]
+        return [{**r.as_dict(), "sha256": picture_sha256[r.character]} for r in uses]
+
     out: dict = {}
     if pc.references:
-        out["references"] = [{**r.as_dict(), "sha256": picture_sha256[r.character]} for r in pc.references]
+        out["references"] = refs(pc.references)
     if pc.sharing is not None:
         identity = []
         for i in pc.sharing.identity:
@@ -190,7 +206,7 @@ def render_key_inputs(pc: PanelConsistency, panels: dict[int, Panel], consistenc
             identity.append({
                 "panel": i,
                 "settings": panels[i].settings(),
-                "references": [{**r.as_dict(), "sha256": picture_sha256[r.character]} for r in member.references],
+                "references": refs(member.references),
                 "rate": member.sharing.rate,
             })
         out["sharing"] = {**pc.sharing.as_dict(), "identity": identity}

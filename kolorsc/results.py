@@ -79,6 +79,18 @@ class LoraResult:
 
 
 @dataclass(frozen=True)
+class CharacterSheet:
+    """A character sheet the build rendered (`reference: generate`): the character's reference
+    picture, written to build/<id>/characters/<key>.png and shown on the storyboard's cover."""
+
+    character: str  # key in the story
+    name: str  # as shown: the character's name, else its key
+    seed: int
+    image: Path | None  # PNG in the cache (None when only the bytes travelled, on a remote worker)
+    image_hash: str  # sha256 of the PNG bytes
+
+
+@dataclass(frozen=True)
 class StoryResult:
     story: Story
     panels: tuple[PanelResult, ...]
@@ -86,3 +98,4 @@ class StoryResult:
     preview: bool
     scores: Scores
     lora: LoraResult | None = None
+    sheets: tuple[CharacterSheet, ...] = ()  # in the story's order of characters

@@ -46,7 +46,7 @@ TRANSLATED = [
     "engines/kolors/device.py", "engines/kolors/engine.py", "engines/kolors/loading.py", "engines/kolors/lora_merge.py",
     "remote/transfer.py",
     "spec/sandbox.py", "spec/budget.py", "spec/tokens.py", "spec/consistency.py", "safefs.py", "optional.py",
-    "scoring/loader.py", "engines/kolors/ipadapter.py", "engines/kolors/unet_parts.py",
+    "scoring/loader.py", "engines/kolors/ipadapter.py", "engines/kolors/unet_parts.py", "build/stages/picture.py",
     "build/executors/__init__.py", "build/executors/ray.py", "build/executors/ray_pool.py", "build/executors/ray_worker.py",
 ]
 

@@ -3,9 +3,12 @@
     identities(story, engine, cache, models_dir, lock) -> graph.Identities
 
 The engine's identity (its code, model files, precision), the code identity of every stage,
-the fonts, the scorers' weights, and the style's LoRA: the sha256 of a reused `lora.path`
+the fonts, the scorers' weights, the style's LoRA: the sha256 of a reused `lora.path`
 file, or what a training dataset depends on (its files' hashes; for ModelScope the hub's
-listing of the revision). Read-only: file hashes come through the cache's memo, which only
+listing of the revision); and for a story with character consistency on a real engine, the
+sha256 of every reference picture a render uses and the engine's consistency identity —
+which requires the IP-Adapter's files, so a story that needs them and lacks them fails here,
+at planning, before anything renders ("missing, `kolorsc models pull ip-adapter`"). Read-only: file hashes come through the cache's memo, which only
 the run saves; ModelScope is asked without downloading anything, and when it cannot be
 asked (offline) the listing recorded in the lock file stands, with a warning.
 """
@@ -41,6 +44,7 @@ def identities(story: Story, engine, cache: Cache, models_dir: Path | None = Non
     preview = bool(engine.preview)
     engine_identity = engine.identity()
     lora = None if preview else lora_source(story, cache, models, lock, warnings, engine_identity, fetch)
+    pictures, consistency_engine = ({}, {}) if preview else consistency(story, engine, cache)
     ids = Identities(
         engine=engine_identity,
         preview=preview,
@@ -48,8 +52,40 @@ def identities(story: Story, engine, cache: Cache, models_dir: Path | None = Non
         fonts=_fonts(),
         scorer=None if preview else _scorer(models),
         lora=lora,
+        pictures=pictures,
+        consistency=consistency_engine,
     )
     return Resolved(ids, warnings)
+
+
+def consistency(story: Story, engine, cache: Cache) -> tuple[dict[str, str], dict[str, dict]]:
+    """(sha256 of each reference picture file a render uses, by character; the engine's
+    consistency identity for renders with pictures "references" and renders that only share
+    attention "sharing") — only the parts the story needs, nothing for a story without
+    consistency. The files are hashed through the cache's memo, like a reused LoRA."""
+    from kolorsc.consistency import panel_consistency, pictures_used
+
+    pcs = {pc.index: pc for pc in panel_consistency(story)}
+    used = {i: pictures_used(pc, pcs) for i, pc in pcs.items() if pc.on}
+    pictures = {}
+    for c in dict.fromkeys(c for chars in used.values() for c in chars):
+        ref = story.characters[c].reference
+        if not ref.generate:
+            pictures[c] = _picture_hash(story, c, ref.path, cache)
+    engine_ids = {}
+    if any(used.values()):
+        engine_ids["references"] = engine.consistency_identity(references=True)  # the adapter's files, or fail now
+    if any(not chars for chars in used.values()):
+        engine_ids["sharing"] = engine.consistency_identity(references=False)
+    return pictures, engine_ids
+
+
+def _picture_hash(story: Story, character: str, path: Path, cache: Cache) -> str:
+    try:
+        return cache.hashes.sha256(Path(path))
+    except OSError as exc:
+        raise InputError(_("{story}: characters.{character}.reference: cannot read {path}: {problem}").format(
+            story=story.path, character=character, path=path, problem=exc)) from None
 
 
 def _fonts() -> dict:

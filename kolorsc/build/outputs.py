@@ -105,21 +105,26 @@ def claim_problem(story: Story, out_dir: Path, id_at) -> Diagnostic | None:
                       _("the id names the output folder and the bundle: give each story its own id"))
 
 
+# Our own files in build/<id>/'s folders: panels/NN.png, characters/<key>.png (sheets)
+_OWN = {"panels": r"[0-9][0-9]\.png", "characters": r"[A-Za-z_][A-Za-z0-9_]*\.png"}
+
+
 def _remove_stale(plan: Plan, root: safefs.OutputDir) -> None:
     """Remove our own outputs that this build no longer makes: a bundle under an old team
-    name, panels beyond the story's count. Nothing else in build/<id>/ is touched, and a
-    symlink among them is refused, not followed."""
+    name, panels beyond the story's count, the sheet of a character that no longer has one.
+    Nothing else in build/<id>/ is touched, and a symlink among them is refused, not followed."""
     current = {n.output for n in plan.nodes if n.output}
     bundle = f"-可图Kolors训练-{plan.story.id}.zip"
     for name in root.names():
         if name.endswith(bundle) and name not in current:
             root.unlink(name)
-    if root.kind("panels") is None:
-        return
-    with root.subdir("panels") as panels:
-        for name in panels.names():
-            if re.fullmatch(r"[0-9][0-9]\.png", name) and f"panels/{name}" not in current:
-                panels.unlink(name)
+    for folder, pattern in _OWN.items():
+        if root.kind(folder) is None:
+            continue
+        with root.subdir(folder) as sub:
+            for name in sub.names():
+                if re.fullmatch(pattern, name) and f"{folder}/{name}" not in current:
+                    sub.unlink(name)
 
 
 def write_indexes(stories: list) -> list[Path]:

@@ -3,12 +3,15 @@
     run(plans, executor, cache, options) -> list[StoryRun]
 
 One build runs the plans of every story given (a collection) together, wave by wave in
-node-kind order — dataset, lora, render, score, select, panel, storyboard/pdf/scores/page,
-thumbnail/bundle — so that:
+node-kind order — dataset, lora, picture, sheet, render, score, reference, select, panel,
+storyboard/pdf/scores/page, thumbnail/bundle — so that:
 - identical keys in several stories are made once (two stories sharing a prompt, seed and
   style render one image);
 - renders of the whole collection sharing a LoRA go to the engine as one task (it merges
-  the LoRA once);
+  the LoRA once), except a story's renders that share attention: those are one task of
+  their own, marked `unsplittable` (the engine batches them with the story's identity panels);
+- character sheets are rendered (in their own wave, grouped by LoRA like renders) before
+  the renders that use them as reference pictures;
 - a progress bar per stage covers the whole collection.
 
 For each wave:
@@ -42,13 +45,17 @@ from kolorsc.build.graph import (
     PAGE,
     PANEL,
     PDF,
+    PICTURE,
+    REFERENCE,
     RENDER,
     SCORE,
     SCORES,
     SELECT,
+    SHEET,
     STORYBOARD,
     THUMBNAIL,
     NodeId,
+    shares_attention,
 )
 from kolorsc.build.lockfile import LockEntry, LockFile, lock_path, summarize
 from kolorsc.build.outputs import output_dir, write_outputs
@@ -60,8 +67,8 @@ from kolorsc.hashing import sha256_bytes
 from kolorsc.i18n import _
 from kolorsc.results import StoryResult
 
-WAVES = ((DATASET,), (LORA,), (RENDER,), (SCORE,), (SELECT,), (PANEL,), (STORYBOARD, PDF, SCORES, PAGE),
-         (THUMBNAIL, BUNDLE))
+WAVES = ((DATASET,), (LORA,), (PICTURE,), (SHEET,), (RENDER,), (SCORE,), (REFERENCE,), (SELECT,), (PANEL,),
+         (STORYBOARD, PDF, SCORES, PAGE), (THUMBNAIL, BUNDLE))
 KEYS_PER_LOCK = 256  # keys locked at once (file descriptors), and in flight on the executor
 
 # progress(stage, done, total, label): the CLI turns it into one bar per stage.
@@ -191,27 +198,30 @@ def _blocked(r: StoryRun, planned: PlannedNode) -> bool:
 
 
 def _tasks(todo: dict[str, list[tuple[StoryRun, PlannedNode]]], runs: list[StoryRun]) -> list[Task]:
-    """Tasks for the keys to make: renders grouped by LoRA (and scale), scores of a story
+    """Tasks for the keys to make: renders (and sheets) grouped by LoRA and scale, a story's
+    renders that share attention in one task of their own (`unsplittable`), scores of a story
     together (one scorer batch), every other node alone."""
     groups: dict[tuple, list[tuple[StoryRun, PlannedNode]]] = defaultdict(list)
     for key, holders in todo.items():
         r, planned = holders[0]  # identical keys: made once, for the first story that needs it
-        if planned.kind == RENDER:
-            group = (RENDER, planned.node.inputs.get("lora"), planned.node.inputs.get("lora_scale"))
+        if planned.kind in (RENDER, SHEET):
+            inputs = planned.node.inputs
+            shared = id(r) if shares_attention(planned.node) else None
+            group = (planned.kind, inputs.get("lora"), inputs.get("lora_scale"), shared)
         elif planned.kind == SCORE:
             group = (SCORE, id(r))
         else:
             group = (planned.kind, key)
         groups[group].append((r, planned))
     tasks = []
-    for (kind, *_rest), members in groups.items():
+    for (kind, *rest), members in groups.items():
         work = tuple(Work(p.node, r.plan.graph) for r, p in members)
         upstream = {}
         for r, p in members:
             for dep in p.node.deps:
                 if dep in r.outputs:
                     upstream[r.plan.graph.node(dep).key] = r.outputs[dep]
-        tasks.append(Task(kind, work, upstream))
+        tasks.append(Task(kind, work, upstream, unsplittable=kind == RENDER and rest[-1] is not None))
     return tasks
 
 

@@ -58,13 +58,26 @@ _LABELS = {
     "scorer": N_("scorer"),
     "fonts": N_("fonts"),
     "preview": N_("engine"),
+    "ip_adapter": N_("ip_adapter scales"),
+    "shared_attention": N_("shared_attention settings"),
+    "pictures": N_("reference pictures"),
+    "consistency_engine": N_("consistency engine"),
+    "picture_sha256": N_("reference picture"),
+    "picture": N_("reference picture"),
+    "characters": N_("characters"),
+    "references": N_("reference pictures' embeddings"),
+    "sheets": N_("character sheets"),
 }
 
 
 # Inputs that are mappings of named parts: a change names the part ("engine code changed",
-# "steps 50 → 30", "scorer aesthetic changed"). The prefix goes before the part's name.
+# "steps 50 → 30", "scorer aesthetic changed"). The prefix goes before the part's name, or is
+# a template with the part in it: a render's pictures and scales are by character ("reference
+# picture of girl changed", "ip_adapter scale of girl 0.5 → 0.7").
 _PARTS = {"engine": N_("engine"), "scorer": N_("scorer"), "story": "", "settings": "", "source": N_("dataset"),
-          "training": N_("training"), "fonts": N_("fonts")}
+          "training": N_("training"), "fonts": N_("fonts"), "consistency_engine": N_("consistency engine"),
+          "shared_attention": "shared_attention",  # the setting's name as the story writes it
+          "pictures": N_("reference picture of {part}"), "ip_adapter": N_("ip_adapter scale of {part}")}
 
 
 @dataclass(frozen=True)
@@ -232,7 +245,7 @@ def _describe(name: str, label: str, before, after) -> list[_Part]:
         prefix = _PARTS[name]
         out = []
         for part in sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)):
-            what = f"{prefix} {part}".strip()
+            what = prefix.format(part=part) if "{part}" in prefix else f"{prefix} {part}".strip()
             old, new = before.get(part), after.get(part)
             shown = part != "code" and _shown(old) and _shown(new)
             out.append(_Part(what, old, new, shown, part=part))
@@ -243,7 +256,9 @@ def _describe(name: str, label: str, before, after) -> list[_Part]:
 
 
 _FULL_LABELS = set(_LABELS.values())
-_PREFIXES = {p for p in _PARTS.values() if p}
+_PREFIXES = {p for p in _PARTS.values() if p and "{part}" not in p}
+_TEMPLATES = {re.compile(re.escape(p).replace(re.escape("{part}"), "(?P<part>.+)")): p
+              for p in _PARTS.values() if "{part}" in p}
 
 
 def _say(what: str) -> str:
@@ -253,6 +268,10 @@ def _say(what: str) -> str:
         return _(what)
     if what.endswith(" code"):
         return _("{kind} code").format(kind=what[: -len(" code")])
+    for pattern, template in _TEMPLATES.items():
+        m = pattern.fullmatch(what)
+        if m:
+            return _(template).format(part=m.group("part"))
     head, _sep, tail = what.partition(" ")
     if head in _PREFIXES and tail:
         return f"{_(head)} {tail}"

@@ -1,5 +1,7 @@
-"""The storyboard PDF (reportlab): a cover with the title and the panels in a grid, then one
-page per panel with its caption, prompt, negative, seed, settings and scores.
+"""The storyboard PDF (reportlab): a cover with the title, the character sheets (when the
+story generates them) and the panels in a grid, then one page per panel with its caption,
+prompt, negative, seed, settings and scores. The cover's footer says, under the gate, how
+alike each character looks across its panels, when that was measured.
 
 Layout: panels keep their aspect ratio (wide panels in two columns on the cover); each
 page measures its text first and gives the image the room left, so long captions and
@@ -24,7 +26,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from kolorsc.emit.common import any_score, engine_label, fmt_score, gate_line
+from kolorsc.emit.common import any_score, consistency_line, engine_label, fmt_score, gate_line
 from kolorsc.emit.prepared import PreparedPanel, PreparedPanels, prepare_panels
 from kolorsc.emit.storyboard import PREVIEW_BANNER, story_aspect
 from kolorsc.errors import BuildError
@@ -139,6 +141,8 @@ COVER_CAPTION = 9.0
 COVER_CAPTION_LINES = 4
 COVER_GAP = 12.0
 COVER_FOOTER = MARGIN + 30  # the footer's two lines and a gap above them
+COVER_LINE = 14.0  # one more footer line (the consistency line)
+CAST = 72.0  # a character sheet's square on the cover
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,7 @@ class _CoverGrid:
     caption_h: float
 
 
-def _cover_grid(result: StoryResult, title_h: float) -> _CoverGrid:
+def _cover_grid(result: StoryResult, title_h: float, footer: float = COVER_FOOTER) -> _CoverGrid:
     """The cover's page orientation and column count that give the panels the most room:
     square panels fit best on landscape A4 in four columns, wide ones on portrait in two."""
     from reportlab.lib.pagesizes import A4, landscape
@@ -166,7 +170,7 @@ def _cover_grid(result: StoryResult, title_h: float) -> _CoverGrid:
             captions = [_Page.lines(f"{pr.panel.index}. {pr.panel.caption}", COVER_CAPTION, col_w, COVER_CAPTION_LINES)
                         for pr in result.panels]
             caption_h = max(len(lines) for lines in captions) * COVER_CAPTION * LEADING + 8
-            room = page[1] - MARGIN - title_h - 6 - COVER_FOOTER - rows * caption_h - (rows - 1) * COVER_GAP
+            room = page[1] - MARGIN - title_h - 6 - footer - rows * caption_h - (rows - 1) * COVER_GAP
             cell_h = max(1.0, min(col_w / aspect, room / rows))
             grid = _CoverGrid(page, columns, col_w, min(col_w, cell_h * aspect), cell_h, captions, caption_h)
             if best is None or grid.cell_w * grid.cell_h > best.cell_w * best.cell_h + 1:
@@ -174,20 +178,29 @@ def _cover_grid(result: StoryResult, title_h: float) -> _CoverGrid:
     return best
 
 
-def _cover(page: _Page, result: StoryResult, readers: list) -> None:
+def _cover(page: _Page, result: StoryResult, readers: list, sheets: list) -> None:
     from reportlab.lib.pagesizes import A4
 
     c = page.c
     # 1. Page and grid first (the title's height as on the narrower, portrait page)
     title = page.lines(result.story.title, 22, A4[0] - 2 * MARGIN, 2)
-    title_h = 10 + len(title) * 22 * LEADING + 8 + (42 if result.preview else 0)
-    g = _cover_grid(result, title_h)
+    n = len(sheets)  # the cast fits the narrower (portrait) page's width
+    cast = min(CAST, (A4[0] - 2 * MARGIN - (n - 1) * COVER_GAP) / n) if n else 0.0
+    cast_h = cast + COVER_CAPTION * LEADING + 10 if n else 0
+    title_h = 10 + len(title) * 22 * LEADING + 8 + (42 if result.preview else 0) + cast_h
+    consistency = consistency_line(result)
+    g = _cover_grid(result, title_h, COVER_FOOTER + (COVER_LINE if consistency else 0))
     pw, ph = g.page
     c.setPageSize(g.page)
-    # 2. Title and the preview banner
+    # 2. Title, the preview banner, and the cast: each character sheet with its name
     y = page.paragraph(MARGIN, ph - MARGIN - 10, page.lines(result.story.title, 22, pw - 2 * MARGIN, 2), 22) + 8
     if result.preview:
         y = page.banner(pw, y)
+    for i, (sheet, reader) in enumerate(zip(result.sheets, sheets)):
+        x = MARGIN + i * (cast + COVER_GAP)
+        _draw_image(c, reader, x, y - 6, cast, cast)
+        page.text(x, y - 6 - cast - COVER_CAPTION - 2, page.lines(sheet.name, COVER_CAPTION, cast, 1)[0], COVER_CAPTION)
+    y -= cast_h
     # 3. The grid: cells at the story's aspect, centred in their column, captions below
     for i, (caption, reader) in enumerate(zip(g.captions, readers)):
         row, col = divmod(i, g.columns)
@@ -195,9 +208,12 @@ def _cover(page: _Page, result: StoryResult, readers: list) -> None:
         top = y - 6 - row * (g.cell_h + g.caption_h + COVER_GAP)
         _draw_image(c, reader, x + (g.col_w - g.cell_w) / 2, top, g.cell_w, g.cell_h)
         page.paragraph(x, top - g.cell_h - COVER_CAPTION - 4, caption, COVER_CAPTION)
-    # 4. Footer: who, and the gate (with why scores are missing: said here, once)
-    page.text(MARGIN, MARGIN + 14, f"{result.story.team} · {result.story.id} · engine {engine_label(result)}", 9, MUTED)
-    page.text(MARGIN, MARGIN, gate_line(result), 9, GATE_COLOURS.get(result.scores.gate, INK))
+    # 4. Footer: who, the gate (with why scores are missing: said here, once), and consistency
+    bottom = MARGIN + (COVER_LINE if consistency else 0)
+    page.text(MARGIN, bottom + 14, f"{result.story.team} · {result.story.id} · engine {engine_label(result)}", 9, MUTED)
+    page.text(MARGIN, bottom, gate_line(result), 9, GATE_COLOURS.get(result.scores.gate, INK))
+    if consistency:
+        page.text(MARGIN, MARGIN, page.lines(consistency, 9, pw - 2 * MARGIN, 1)[0], 9)
     c.showPage()
 
 
@@ -266,13 +282,16 @@ def _panel_page(page: _Page, result: StoryResult, pr: PanelResult, reader) -> No
     c.showPage()
 
 
-def storyboard_pdf(result: StoryResult, images: Sequence[bytes] | PreparedPanels) -> bytes:
-    """The storyboard as PDF bytes from the panels (PNG bytes or prepared); identical inputs
-    give identical bytes."""
+def storyboard_pdf(result: StoryResult, images: Sequence[bytes] | PreparedPanels, sheets: Sequence[bytes] = ()) -> bytes:
+    """The storyboard as PDF bytes from the panels (PNG bytes or prepared) and the character
+    sheets' PNG bytes (one per `result.sheets`); identical inputs give identical bytes."""
     from reportlab.pdfgen.canvas import Canvas
 
     if len(images) != len(result.panels):
         raise BuildError(_("storyboard PDF: {n} images for {n2} panels").format(n=len(images), n2=len(result.panels)))
+    if len(sheets) != len(result.sheets):
+        raise BuildError(_("storyboard PDF: {n} pictures for {n2} character sheets").format(
+            n=len(sheets), n2=len(result.sheets)))
     panels = prepare_panels(images)
     with _reportlab_settings():
         font = register_reportlab_font()
@@ -284,7 +303,7 @@ def storyboard_pdf(result: StoryResult, images: Sequence[bytes] | PreparedPanels
         c.setCreator("kolorsc")
         page = _Page(c)
         readers = [_reader(panel) for panel in panels]
-        _cover(page, result, readers)
+        _cover(page, result, readers, [_reader(sheet) for sheet in prepare_panels(list(sheets))] if sheets else [])
         for pr, reader in zip(result.panels, readers):
             _panel_page(page, result, pr, reader)
         c.save()

@@ -39,10 +39,12 @@ def emit_story(
     images: Sequence[bytes],
     lora_path: Path | None,
     want: Collection[str] | None = None,
+    sheets: Sequence[bytes] = (),
 ) -> dict[str, bytes]:
     """The outputs of `result` named in `want` (all when None) by node id: "panel/01" …
     "panel/08", "storyboard", "pdf", "scores", "bundle". `images` are the chosen renders'
-    PNG bytes in panel order; `lora_path` the LoRA file for the bundle (None: no LoRA)."""
+    PNG bytes in panel order; `lora_path` the LoRA file for the bundle (None: no LoRA);
+    `sheets` the character sheets' PNG bytes (one per `result.sheets`)."""
     if len(images) != len(result.panels):
         raise BuildError(_("{id}: {n} images for {n2} panels").format(
                            id=result.story.id, n=len(images), n2=len(result.panels)))
@@ -59,9 +61,9 @@ def emit_story(
     if "storyboard" in wanted or "pdf" in wanted:
         panels = prepare_panels(images)
         if "storyboard" in wanted:
-            out["storyboard"] = storyboard_png(result, panels)
+            out["storyboard"] = storyboard_png(result, panels, sheets)
         if "pdf" in wanted:
-            out["pdf"] = storyboard_pdf(result, panels)
+            out["pdf"] = storyboard_pdf(result, panels, sheets)
     if "scores" in wanted:
         out["scores"] = scores_json(result)
     if "bundle" in wanted:

@@ -6,6 +6,10 @@ panels in four columns would be slivers), cells as wide as the board allows and 
 `max_cell_height` tall. Rows are as tall as the longest caption needs (up to
 `caption_lines`), and the footer goes below the last row, so nothing overlaps. Text is
 drawn with kolorsc.fonts (CJK font plus fallbacks, UAX #14 line breaks).
+
+Character sheets (`reference: generate`) are the cast: a row of square pictures with the
+characters' names under the title, before the panels. The footer says, under the gate, how
+alike each character looks across its panels (`consistency_line`) when that was measured.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kolorsc.emit.common import engine_label, gate_line
+from kolorsc.emit.common import consistency_line, engine_label, gate_line
 from kolorsc.emit.prepared import PreparedPanels, prepare_panels
 from kolorsc.errors import BuildError
 from kolorsc.fonts import BOLD, REGULAR, draw_text, text_length, wrap_pil
@@ -38,6 +42,8 @@ class Layout:
     caption_lines: int = 5  # at most; then the caption is ellipsised (the PDF has it whole)
     footer_size: int = 18
     banner_size: int = 34
+    cast_size: int = 160  # a character sheet's square on the board
+    cast_caption_size: int = 18
 
     @property
     def caption_line_height(self) -> int:
@@ -108,6 +114,10 @@ class Board:
     captions: list[list[str]]
     caption_h: int
     footer_top: int
+    cast_top: int = 0  # the row of character sheets (cast_h 0: none)
+    cast_h: int = 0
+    cast_size: int = 0  # each sheet's square (smaller than Layout.cast_size when many share the row)
+    consistency: tuple[str, ...] = ()  # the footer's consistency line, wrapped
 
     def slot(self, i: int, layout: Layout) -> tuple[int, int]:
         """Top-left corner of panel i's slot (0-based)."""
@@ -139,18 +149,30 @@ def board_layout(result: StoryResult, layout: Layout = Layout()) -> Board:
     ]
     caption_h = 10 + max(len(c) for c in captions) * L.caption_line_height
     rows = -(-len(result.panels) // grid.columns)
-    grid_top = title_h + banner_h + 16
+    cast_top = title_h + banner_h + 16
+    n = len(result.sheets)
+    cast_size = min(L.cast_size, (width - 2 * L.margin - (n - 1) * L.gap) // n) if n else 0
+    cast_h = cast_size + 8 + int(L.cast_caption_size * 1.35) + L.gap if n else 0
+    grid_top = cast_top + cast_h
     footer_top = grid_top + rows * (grid.cell_h + caption_h) + (rows - 1) * L.gap + 16
-    height = footer_top + 3 * int(L.footer_size * 1.5) + L.margin
-    return Board(width, height, title, banner_h, grid_top, grid, captions, caption_h, footer_top)
+    line = consistency_line(result)
+    consistency = tuple(ellipsised(wrap_pil(line, L.footer_size, width - 2 * L.margin), 2)) if line else ()
+    height = footer_top + (3 + len(consistency)) * int(L.footer_size * 1.5) + L.margin
+    return Board(width, height, title, banner_h, grid_top, grid, captions, caption_h, footer_top, cast_top, cast_h,
+                 cast_size, consistency)
 
 
-def storyboard_png(result: StoryResult, images: Sequence[bytes] | PreparedPanels, layout: Layout = Layout()) -> bytes:
-    """Render the storyboard of `result` from its panels (PNG bytes or prepared). Deterministic bytes."""
+def storyboard_png(result: StoryResult, images: Sequence[bytes] | PreparedPanels, sheets: Sequence[bytes] = (),
+                   layout: Layout = Layout()) -> bytes:
+    """Render the storyboard of `result` from its panels (PNG bytes or prepared) and its
+    character sheets' PNG bytes (one per `result.sheets`). Deterministic bytes."""
     from PIL import Image, ImageDraw
 
     if len(images) != len(result.panels):
         raise BuildError(_("storyboard: {n} images for {n2} panels").format(n=len(images), n2=len(result.panels)))
+    if len(sheets) != len(result.sheets):
+        raise BuildError(_("storyboard: {n} pictures for {n2} character sheets").format(
+            n=len(sheets), n2=len(result.sheets)))
     panels = prepare_panels(images)
     L = layout
     board = board_layout(result, L)
@@ -171,7 +193,20 @@ def storyboard_png(result: StoryResult, images: Sequence[bytes] | PreparedPanels
         draw_text(draw, ((board.width - w) / 2, top + (board.banner_h - 16) / 2), PREVIEW_BANNER, L.banner_size,
                   weight=BOLD, fill="white", anchor="lm")
 
-    # 3. The grid: each panel at its aspect in its slot, its caption under the slot
+    # 3. The cast: each character sheet in a square, its name under it
+    size = board.cast_size
+    for i, (sheet, data) in enumerate(zip(result.sheets, sheets)):
+        x = L.margin + i * (size + L.gap)
+        with Image.open(io.BytesIO(data)) as im:
+            picture = im.convert("RGB")
+        w, h = fit(picture.size, (size, size))
+        x0, y0 = x + (size - w) // 2, board.cast_top + (size - h) // 2
+        canvas.paste(picture.resize((w, h), Image.Resampling.LANCZOS), (x0, y0))
+        draw.rectangle((x0 - 1, y0 - 1, x0 + w, y0 + h), outline=OUTLINE)
+        name = ellipsised(wrap_pil(sheet.name, L.cast_caption_size, size), 1)[0]
+        draw_text(draw, (x, board.cast_top + size + 8), name, L.cast_caption_size, fill=INK)
+
+    # 4. The grid: each panel at its aspect in its slot, its caption under the slot
     for i, panel in enumerate(panels):
         x0, y0, x1, y1 = board.cell(i, panel.size, L)
         canvas.paste(panel.fitted((x1 - x0, y1 - y0)), (x0, y0))
@@ -182,7 +217,7 @@ def storyboard_png(result: StoryResult, images: Sequence[bytes] | PreparedPanels
             draw_text(draw, (sx, ty), line, L.caption_size, fill=INK)
             ty += L.caption_line_height
 
-    # 4. Footer: who, what, and whether it passes the challenge's gate
+    # 5. Footer: who, what, whether it passes the challenge's gate, how alike the characters look
     y = board.footer_top
     story = result.story
     lora = f" · LoRA {result.lora.key[:12]} × {result.lora.scale}" if result.lora else ""
@@ -191,6 +226,9 @@ def storyboard_png(result: StoryResult, images: Sequence[bytes] | PreparedPanels
     y += int(L.footer_size * 1.5)
     for line in ellipsised(wrap_pil(gate_line(result), L.footer_size, board.width - 2 * L.margin), 2):
         draw_text(draw, (L.margin, y), line, L.footer_size, fill=GATE_COLOURS.get(result.scores.gate, INK))
+        y += int(L.footer_size * 1.5)
+    for line in board.consistency:
+        draw_text(draw, (L.margin, y), line, L.footer_size, fill=INK)
         y += int(L.footer_size * 1.5)
 
     out = io.BytesIO()

@@ -6,6 +6,12 @@ render" band so it can never pass for a real image. It shows exactly the render'
 the caption is not one (editing it must not re-render), and the storyboard and PDF print
 it once under the panel.
 
+Character consistency: the preview cannot condition on a picture or share attention. A
+draft whose render uses them draws as it would without, plus one line naming them
+("IP-Adapter: girl ×0.5 · shared attention #01 #02, rate 0.5"), which its key holds (the build
+keys preview renders by the references and sharing settings, never by the pictures). A
+character sheet (`reference: generate`) is drafted like a panel, headed "sheet".
+
 Size: the draft keeps the panel's aspect ratio but is drawn at 512 px on the long side
 (PREVIEW_LONG_SIDE), not at the panel's full size: drawing 1024² text panels costs four
 times the pixels for nothing an author needs. The real size is printed on the draft.
@@ -22,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from kolorsc import fonts
 from kolorsc.codeid import code_identity, library_versions
+from kolorsc.consistency import SHEET_INDEX
 from kolorsc.engines.base import Engine, LoraWeights, Progress, RenderJob
 
 if TYPE_CHECKING:
@@ -92,16 +99,22 @@ def draw_preview(job: RenderJob, long_side: int = PREVIEW_LONG_SIDE) -> "Image":
     draw.rectangle((0, 0, w, band), fill=(200, 30, 40))
     fonts.draw_text(draw, (margin, band / 2), MARK, unit, fill=(255, 255, 255), anchor="lm")
 
-    # 2. Panel number, large.
+    # 2. Panel number, large (a character sheet: "sheet").
     y = band + margin
-    fonts.draw_text(draw, (margin, y), f"#{p.index:02d}", unit * 3, fill=ink)
+    fonts.draw_text(draw, (margin, y), "sheet" if p.index == SHEET_INDEX else f"#{p.index:02d}", unit * 3, fill=ink)
     y += unit * 3 + unit
 
-    # 3. Prompt and negative, wrapped, as much as fits above the settings line.
+    # 3. Prompt and negative, wrapped, as much as fits above the consistency and settings lines.
     settings = f"seed {job.seed} · steps {p.steps} · cfg {p.cfg:g} · {p.width}×{p.height}"
     if p.refine is not None:
         settings += f" · refine ×{p.refine.scale:g} @ {p.refine.strength:g}"
     bottom = h - margin - unit * 2
+    note = consistency_note(job)
+    if note:
+        [line, *more] = fonts.wrap_pil(note, unit, w - 2 * margin) or [""]
+        note_y = bottom - round(unit * 1.5)
+        fonts.draw_text(draw, (margin, note_y), line[:-1] + "…" if more else line, unit, fill=(30, 60, 160))
+        bottom = note_y
     room = max(1, (bottom - y) // round(unit * 1.25))
     neg_lines = max(1, room // 3)
     y = _paragraph(draw, f"prompt: {p.prompt}", unit, (margin, y), w - 2 * margin, ink, max_lines=room - neg_lines - 1)
@@ -109,8 +122,20 @@ def draw_preview(job: RenderJob, long_side: int = PREVIEW_LONG_SIDE) -> "Image":
                    max_lines=neg_lines)
 
     # 4. Settings, always at the same place.
-    fonts.draw_text(draw, (margin, bottom), settings, unit, fill=ink)
+    fonts.draw_text(draw, (margin, h - margin - unit * 2), settings, unit, fill=ink)
     return image
+
+
+def consistency_note(job: RenderJob) -> str:
+    """What a draft says of the job's consistency: its references (character and scale) and the
+    identity panels it shares attention with; "" without either."""
+    parts = []
+    if job.references:
+        parts.append("IP-Adapter: " + ", ".join(f"{r.character} ×{r.scale:g}" for r in job.references))
+    if job.shared is not None:
+        panels = " ".join(f"#{m.panel.index:02d}" for m in job.shared.identity)
+        parts.append(f"shared attention {panels}, rate {job.shared.rate:g}")
+    return " · ".join(parts)
 
 
 def _paragraph(draw, text: str, size: int, at: tuple[int, int], width: int, fill, max_lines: int) -> int:

@@ -58,6 +58,11 @@ _WHY_BY_INPUT = {
     "base_model": "base model changed",
     "engine": "engine changed",
     "code": "render code changed",
+    # character consistency, present only when a switch is on for the panel
+    "ip_adapter": "ip_adapter scales changed",
+    "shared_attention": "shared_attention changed",
+    "pictures": "reference picture changed",
+    "consistency_engine": "consistency engine changed",
 }
 
 

@@ -64,10 +64,11 @@ def render_keys(story: Story, panels: list[Panel], eng: Engine, cache: Cache,
     """{(panel, seed): RenderKey} of every render node the current code plans for the story."""
     try:
         identity = eng.identity()
+        pictures, consistency = ({}, {}) if eng.preview else inputs.consistency(story, eng, cache)
     except (KolorscError, OSError, ImportError) as exc:
         raise KeysUnavailable(f"the {eng.name} engine's identity is unknown here ({exc})") from None
     ids = Identities(engine=identity, preview=eng.preview, code=code_identities(),
-                     lora=None if eng.preview else lora)
+                     lora=None if eng.preview else lora, pictures=pictures, consistency=consistency)
     graph = make_graph(story, panels, ids)
     return {
         (n.id.panel, n.id.seed): RenderKey(n.id.panel, n.id.seed, n.key, _summary(n.inputs), _cached(cache, n.key))
@@ -98,12 +99,19 @@ def lock_render_keys(lock_path: Path, cache: Cache) -> tuple[str, dict[tuple[int
 
 # Render inputs that depend only on the story (not on the engine, the weights or the LoRA
 # file): a lock entry whose digests of these differ was built from an older story.
-INTENT_INPUTS = ("prompt", "negative", "panel_seed", "seed", "settings", "base_model", "code")
+INTENT_INPUTS = ("prompt", "negative", "panel_seed", "seed", "settings", "base_model", "code", "ip_adapter",
+                 "shared_attention")
 
 
 def intent_digests(story: Story, panels: list[Panel]) -> dict[tuple[int, int], dict[str, str]]:
-    """{(panel, seed): {input: summary}} of every candidate, for INTENT_INPUTS only."""
-    graph = make_graph(story, panels, Identities(engine={}, preview=False, code=code_identities()))
+    """{(panel, seed): {input: summary}} of every candidate, for INTENT_INPUTS only. The
+    pictures and the engine's consistency identity are not intent: they stand in as blanks."""
+    from kolorsc.consistency import panel_consistency
+
+    names = {c for pc in panel_consistency(story) for c in pc.characters}
+    blanks = Identities(engine={}, preview=False, code=code_identities(), pictures=dict.fromkeys(names, ""),
+                        consistency={"references": {}, "sharing": {}})
+    graph = make_graph(story, panels, blanks)
     return {(n.id.panel, n.id.seed): {k: v for k, v in _summary(n.inputs).items() if k in INTENT_INPUTS}
             for n in graph.of_kind(RENDER)}
 

@@ -105,6 +105,23 @@ def test_caption_change_renders_nothing(repo):
     assert [r.status for r in panel.renders] == [SAME] and s.new_renders == []
 
 
+def test_a_reference_and_the_adapter_touch_exactly_that_characters_panels(repo):
+    repo, cache = repo
+    edit(story_file(repo), "    look: 一个英俊少年，白色长袍\n", "    look: 一个英俊少年，白色长袍\n    reference: generate\n")
+    assert only(look(repo, cache), STORY).changed_panels == []  # a picture nobody uses yet changes no render
+    edit(story_file(repo), "defaults:\n", "consistency:\n  ip_adapter: {scale: 0.6}\ndefaults:\n")
+    s = only(look(repo, cache), STORY)
+    assert [p.index for p in s.changed_panels] == [4, 5, 6]  # the scenes that name the prince
+    assert all(r.status == NEW and r.reasons == ["ip_adapter scales changed"] for p in s.changed_panels
+               for r in p.renders)
+    # without the engine (keys from the lock file), the story's own consistency inputs still count
+    from kolorsc import api
+    from kolorsc.review.keys import intent_digests
+
+    digests = intent_digests(*api.load(story_file(repo)))
+    assert sorted(i for (i, _seed), d in digests.items() if "ip_adapter" in d) == [4, 5, 6]
+
+
 def test_style_change_touches_every_story_using_it(repo):
     repo, cache = repo
     edit(repo / "styles" / "ink-wash.yaml", "trigger: 古风，水墨画", "trigger: 古风，水墨画，留白")

@@ -4,18 +4,20 @@ which alone verifies and commits them (kolorsc.build.run), exactly as with the l
     RayExecutor.connect(env, worker_spec, address=None, workers=None) -> RayExecutor
 
 Where each node kind runs
-    dataset, reused lora        here, in the driver: they read the project's own files (a
-                                generated dataset is a GPU task with the engine instead)
-    render, score               a pool of actors (kolorsc.build.executors.ray_pool), one per
-                                GPU (num_gpus=1), or `workers` CPU actors on a cluster without
+    dataset, reused lora,       here, in the driver: they read the project's own files (a
+    picture                     generated dataset is a GPU task with the engine instead)
+    sheet, render, score,       a pool of actors (kolorsc.build.executors.ray_pool), one per
+    reference                   GPU (num_gpus=1), or `workers` CPU actors on a cluster without
                                 GPUs; each keeps its engine loaded across pieces, then its
-                                scorers; LoRA affinity (kolorsc.build.executors.schedule)
+                                scorers; LoRA affinity (kolorsc.build.executors.schedule); an
+                                unsplittable task (a story's renders sharing attention) goes
+                                whole to one actor
     lora (training)             a Ray task asking for the GPUs its training spec names
                                 (`devices`), Lightning inside, as `kolorsc train` runs it
     select and the emitters     Ray tasks of one CPU each, several nodes to a task, a
                                 bounded number in flight
 
-The pool lives from the first render (or score) to the end of the score wave: training before
+The pool lives from the first sheet or render (or score) to the end of the reference wave: training before
 it gets every GPU, the emitters after it every CPU (Ray Data's own pitfall of actors holding
 every CPU slot while other work waits, ray-project/ray#44687, cannot arise).
 
@@ -65,12 +67,12 @@ from kolorsc.build.executors.base import Executor, Result
 from kolorsc.build.executors.local import LocalExecutor
 from kolorsc.build.executors.ray_worker import StageWorker, WorkerSpec, run_stage
 from kolorsc.build.executors.schedule import cut
-from kolorsc.build.graph import DATASET, EMIT_KINDS, LORA, RENDER, SCORE, SELECT
+from kolorsc.build.graph import DATASET, EMIT_KINDS, LORA, PICTURE, REFERENCE, RENDER, SCORE, SELECT, SHEET
 from kolorsc.build.stages.base import Blob, Env, Task
 from kolorsc.errors import BuildError
 from kolorsc.i18n import _, ngettext
 
-POOLED = (RENDER, SCORE)
+POOLED = (SHEET, RENDER, SCORE, REFERENCE)  # the engine's kinds, then the scorers'
 BATCHED = (SELECT, *EMIT_KINDS)  # milliseconds of work per node: several to a Ray task
 MAX_BATCH = 16
 PROBE_TIMEOUT = 5.0  # s to wait for a TCP answer from the cluster's address
@@ -172,7 +174,7 @@ class RayExecutor(Executor):
         self.task_options = {"max_retries": 2}
         self.actor_cls = ray.remote(StageWorker)
         self.stage_fn = ray.remote(run_stage)
-        self.pool = None  # made at the first render or score; gone after the score wave
+        self.pool = None  # made at the first sheet, render or score; gone after the reference wave
         self.tasks = _Tasks(ray, self.stage_fn, self._task_spec, self._task_options, 2 * self.cpus, self.cpus)
 
     @classmethod
@@ -253,7 +255,7 @@ class RayExecutor(Executor):
         self.local.end_wave(kind)
         if kind == RENDER and self.pool:
             self.pool.release_engines()  # the scorers get the GPU memory
-        elif kind == SCORE and self.pool:
+        elif kind == REFERENCE and self.pool:
             self.pool.close()  # the GPUs and CPUs go back to the cluster (and to the emitters)
             self.pool = None
 
@@ -272,9 +274,11 @@ class RayExecutor(Executor):
 def runs_here(task: Task) -> bool:
     """Nodes that read the project's own files (or the driver's downloads) run in the driver: a
     dataset from the style's image folder or from ModelScope, a LoRA reused from `lora.path`
-    or `lora.modelscope`. A dataset the base model renders (`source: generate`) and a LoRA
-    training run on the cluster."""
+    or `lora.modelscope`, a character's reference picture. A dataset the base model renders
+    (`source: generate`) and a LoRA training run on the cluster."""
     lora = task.work[0].graph.story.style.lora
+    if task.kind == PICTURE:
+        return True
     if task.kind == DATASET:
         return not generates(task)
     return task.kind == LORA and (lora.path is not None or lora.modelscope is not None)
@@ -362,4 +366,4 @@ def _detached(task: Task, shared: dict[str, Blob]) -> Task:
         if blob.sha256 not in shared:
             shared[blob.sha256] = blob.detached()
         upstream[key] = shared[blob.sha256]
-    return Task(task.kind, task.work, upstream)
+    return dataclasses.replace(task, upstream=upstream)  # keeps `unsplittable`

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kolorsc import i18n, paths
-from kolorsc.build.graph import LORA, PDF, RENDER, SCORE, STORYBOARD
+from kolorsc.build.graph import LORA, PDF, REFERENCE, RENDER, SCORE, SHEET, STORYBOARD
 from kolorsc.build.stages import code_identity, run_task
 from kolorsc.build.stages.base import Env, Task
 from kolorsc.engines import EngineSpec
@@ -81,9 +81,14 @@ class Identities:
             inputs = work.node.inputs
             _same(where, _("other kolorsc code for {kind}").format(kind=task.kind), inputs.get("code"),
                   self.get(f"code:{task.kind}", lambda: code_identity(task.kind)))
-            if task.kind == RENDER:
+            if task.kind in (RENDER, SHEET):
                 _same(where, _("another engine"), inputs.get("engine"), self.get("engine", self.env.engine.identity))
-            elif task.kind == SCORE:
+                if "consistency_engine" in inputs:  # the adapter's files, the consistency code
+                    references = "pictures" in inputs
+                    _same(where, _("another consistency engine"), inputs["consistency_engine"],
+                          self.get(f"consistency:{references}",
+                                   lambda: self.env.engine.consistency_identity(references=references)))
+            elif task.kind in (SCORE, REFERENCE):
                 _same(where, _("other scorer weights"), inputs.get("scorer"), self.get("scorer", self._scorer))
             elif task.kind in (STORYBOARD, PDF):
                 _same(where, _("other fonts"), inputs.get("fonts"), self.get("fonts", _fonts))

@@ -5,13 +5,16 @@ each keep an engine loaded. Pure functions of tasks and counts (no Ray), tested 
 
 Pieces. A task (renders sharing one LoRA and scale; one story's scores) is one piece unless
 it holds more than an even share of the work, ceil(total / workers); then it is cut into
-near-equal pieces no bigger than that share. Without the cut, one LoRA group of 64 panels on
+near-equal pieces no bigger than that share. An `unsplittable` task (one story's renders that
+share attention: the engine batches them with the story's identity panels in one call) is
+always one piece, whatever its size: one worker makes it whole. Without the cut, one LoRA group of 64 panels on
 two GPUs runs on one while the other idles; with it each GPU merges the LoRA once and renders
 32. A piece is the unit of dispatch: the engine sees it as one `render(jobs, lora)` call, so it
 encodes the piece's prompts in one pass and merges its LoRA once; its images still come back
 one by one.
 
-Affinity. An idle worker takes a waiting piece of the LoRA it has merged if there is one (no
+Affinity. Sheets and renders load the same LoRA into the engine: they share one affinity.
+An idle worker takes a waiting piece of the LoRA it has merged if there is one (no
 merge, no UNet reload), else the biggest waiting piece (longest first keeps the tail short).
 A LoRA is therefore merged once per worker that takes part of it, and split across workers
 only when that balances the pool.
@@ -19,11 +22,12 @@ only when that balances the pool.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
 
-from kolorsc.build.graph import RENDER
+from kolorsc.build.graph import RENDER, SHEET
 from kolorsc.build.stages.base import Task, Work
 
 
@@ -39,16 +43,17 @@ class Piece:
 
 
 def affinity(task: Task) -> tuple:
-    if task.kind != RENDER:
+    if task.kind not in (RENDER, SHEET):
         return (task.kind,)
     inputs = task.work[0].node.inputs
     return (RENDER, inputs.get("lora"), inputs.get("lora_scale"))
 
 
 def subtask(task: Task, work: tuple[Work, ...]) -> Task:
-    """`task` restricted to `work`, carrying only the upstream outputs those nodes read."""
+    """`task` restricted to `work`, carrying only the upstream outputs those nodes read (and
+    its other fields: what is left of an unsplittable task stays unsplittable)."""
     wanted = {w.graph.node(dep).key for w in work for dep in w.node.deps}
-    return Task(task.kind, work, {k: b for k, b in task.upstream.items() if k in wanted})
+    return dataclasses.replace(task, work=work, upstream={k: b for k, b in task.upstream.items() if k in wanted})
 
 
 def cut(tasks: list[Task], workers: int) -> list[Piece]:
@@ -58,7 +63,7 @@ def cut(tasks: list[Task], workers: int) -> list[Piece]:
     pieces = []
     for task in tasks:
         n = math.ceil(len(task.work) / share)
-        if n <= 1:
+        if n <= 1 or task.unsplittable:
             pieces.append(Piece(task, affinity(task)))
             continue
         bounds = [round(i * len(task.work) / n) for i in range(n + 1)]

@@ -1,6 +1,7 @@
 """Stages: one module per node kind, each `run(task, env) -> Iterator[(key, bytes)]`.
 
-    dataset  lora  render  score  select  panel  storyboard  pdf  scores  page  thumbnail  bundle
+    dataset  lora  picture  sheet  render  score  reference  select
+    panel  storyboard  pdf  scores  page  thumbnail  bundle
 
 A stage turns its nodes' declared inputs (and their dependencies' outputs, in the task)
 into bytes; it never reads the cache or writes the lock. Modules are imported when a task
@@ -36,7 +37,9 @@ LIBRARIES = {
     "dataset": ("py-data-juicer", "pillow"),
     "lora": ("torch", "lightning", "peft", "diffsynth"),
     "render": ("pillow",),
+    "sheet": ("pillow",),
     "score": ("torch", "transformers", "simple-aesthetics-predictor", "pillow"),
+    "reference": ("torch", "transformers", "simple-aesthetics-predictor", "pillow"),
     "panel": ("pillow",),
     "storyboard": ("pillow",),
     "pdf": ("pillow", "reportlab"),

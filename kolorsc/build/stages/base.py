@@ -17,7 +17,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kolorsc.build.graph import Graph, Node, NodeId
@@ -83,11 +83,21 @@ class Work:
 @dataclass(frozen=True)
 class Task:
     """Nodes of one kind made together (a render batch sharing one LoRA; else one node), and
-    the outputs of every dependency they read, by key."""
+    the outputs of every dependency they read, by key.
+
+    `unsplittable`: every node of this task must reach one engine in one render call: the
+    renders of one story that share attention (StoryDiffusion-style), which the engine denoises
+    in batches with the story's identity panels. An executor that spreads work over workers
+    gives an unsplittable task to one worker whole: it never cuts it into pieces, and a retry
+    of what is left keeps the flag (`dataclasses.replace` keeps it; a new `Task(...)` must pass
+    it). Splitting would still give the same images (each batch is padded to one shape and
+    holds the identity panels: kolorsc.engines.kolors.batch), only slower: each part renders
+    the identity panels again."""
 
     kind: str
     work: tuple[Work, ...]
     upstream: dict[str, Blob] = field(default_factory=dict)
+    unsplittable: bool = False  # one story's renders that share attention
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -104,7 +114,7 @@ class Task:
 
     def detached(self) -> Task:
         """A copy that carries every upstream output as bytes (for a worker with no cache)."""
-        return Task(self.kind, self.work, {k: b.detached() for k, b in self.upstream.items()})
+        return replace(self, upstream={k: b.detached() for k, b in self.upstream.items()})
 
 
 @dataclass

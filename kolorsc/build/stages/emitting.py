@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kolorsc.build.graph import LORA, PANEL, RENDER, NodeId
+from kolorsc.build.graph import LORA, PANEL, RENDER, SHEET, NodeId
 from kolorsc.build.stages.base import Task, Work
 from kolorsc.build.stages.result import story_result
 from kolorsc.results import StoryResult
@@ -16,6 +16,12 @@ def chosen_images(task: Task, work: Work, result: StoryResult) -> list[bytes]:
     """The PNG bytes of each panel's chosen candidate, in panel order."""
     inputs = task.inputs(work)
     return [inputs[NodeId(RENDER, pr.panel.index, pr.chosen.seed)].read() for pr in result.panels]
+
+
+def sheet_images(task: Task, work: Work, result: StoryResult) -> list[bytes]:
+    """The PNG bytes of each character sheet of `result`, in its order."""
+    inputs = task.inputs(work)
+    return [inputs[NodeId(SHEET, name=sheet.character)].read() for sheet in result.sheets]
 
 
 def panel_pngs(task: Task, work: Work, result: StoryResult) -> list[bytes]:

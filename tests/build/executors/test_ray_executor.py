@@ -242,6 +242,61 @@ def test_a_worker_speaks_the_drivers_language(cluster, tmp_path):
     assert "other kolorsc code for pdf" in errors["en"]
 
 
+def test_renders_that_share_attention_go_whole_to_one_worker(cluster, tmp_path, monkeypatch):
+    """A story sharing attention: its 8 renders are one unsplittable task. Two workers would
+    each get half of any other task of 8 (an even share); this one goes whole to one actor."""
+    from kolorsc.build.executors.ray_pool import ActorPool
+
+    pieces = []  # what the pool was given
+    add = ActorPool.add
+    monkeypatch.setattr(ActorPool, "add", lambda pool, new: pieces.extend(new) or add(pool, new))
+    built = {}
+    for side in ("local", "ray"):
+        project = make_project(tmp_path / side)
+        edit(story_path(project), "defaults:\n", "consistency:\n  shared_attention: {identity: 2}\ndefaults:\n")
+        summary = api.build([story_path(project)], engine=CountingEngine(), cache_dir=tmp_path / side / "cache",
+                            executor=side, ray_workers=2)
+        assert summary.exit_code == 0, summary.to_json()
+        built[side] = outputs(project), summary.outcomes[0].report.where
+    (local, _), (remote, where) = built["local"], built["ray"]
+    assert remote == local
+    renders = [p for p in pieces if p.task.kind == "render"]
+    assert [(p.size, p.task.unsplittable) for p in renders] == [(8, True)]
+    made_by = {w for node, w in where.items() if node.startswith("render/")}
+    assert len(made_by) == 1 and made_by.pop().startswith("ray:")
+
+
+def test_character_pictures_sheets_and_references_on_ray_give_the_local_bytes(cluster, tmp_path):
+    """hero-dragon with a reference picture file (read by the driver), a generated character
+    sheet (rendered by a pool worker) and the IP-Adapter on, on a non-preview engine."""
+    import io
+
+    from PIL import Image
+
+    from _build_fixtures import RealishEngine
+
+    built = {}
+    for side in ("local", "ray"):
+        project = make_project(tmp_path / side, stories=("hero-dragon",))
+        use_lora_file_style(project).write_bytes(b"lora weights" * 100)
+        story = story_path(project, "hero-dragon")
+        png = io.BytesIO()
+        Image.new("RGB", (40, 40), (200, 30, 30)).save(png, format="PNG")
+        (project / "stories" / "dragon.png").write_bytes(png.getvalue())
+        edit(story, "    look: 巨大的守护龙，鳞片闪耀\n", "    look: 巨大的守护龙，鳞片闪耀\n    reference: dragon.png\n")
+        edit(story, "    look: 公主，穿着破旧的礼服\n", "    look: 公主，穿着破旧的礼服\n    reference: generate\n")
+        edit(story, "defaults:\n", "consistency:\n  ip_adapter: {scale: 0.5}\ndefaults:\n")
+        summary = api.build([story], engine=RealishEngine(), cache_dir=tmp_path / side / "cache",
+                            models_dir=tmp_path / "models", executor=side, ray_workers=2)
+        assert summary.exit_code == 0, summary.to_json()
+        built[side] = outputs(project), summary.outcomes[0].report.where
+    assert built["ray"][0] == built["local"][0]
+    assert "build/hero-dragon/characters/princess.png" in built["ray"][0]  # the sheet
+    where = built["ray"][1]
+    assert where["picture/dragon"] == "local"  # the project's file, read where the project is
+    assert where["sheet/princess"].startswith("ray:") and where["reference/dragon"].startswith("ray:")
+
+
 def test_cli_builds_on_ray_from_the_environment_and_reports_where_nodes_ran(cluster, tmp_path):
     from click.testing import CliRunner
 

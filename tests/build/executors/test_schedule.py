@@ -3,8 +3,8 @@ worker takes (kolorsc.build.executors.schedule): pure, no Ray."""
 
 from __future__ import annotations
 
-from kolorsc.build.executors.schedule import Piece, affinity, choose, cut
-from kolorsc.build.graph import RENDER, SCORE, Node, NodeId
+from kolorsc.build.executors.schedule import Piece, affinity, choose, cut, subtask
+from kolorsc.build.graph import RENDER, SCORE, SHEET, Node, NodeId
 from kolorsc.build.stages.base import Task, Work
 
 
@@ -42,3 +42,16 @@ def test_an_idle_worker_keeps_its_lora_else_takes_the_biggest_piece():
 def test_scores_have_no_lora_affinity():
     task = Task(SCORE, (Work(Node(NodeId(SCORE, 1, 1), {"render": "k"}), None),))
     assert affinity(task) == (SCORE,)
+
+
+def test_an_unsplittable_task_stays_one_piece_and_what_is_left_of_it_stays_unsplittable():
+    shared = Task(RENDER, renders("A", 8).work, unsplittable=True)  # a story's renders sharing attention
+    assert sizes(cut([shared], workers=4)) == [("A", 8)]
+    assert sizes(cut([shared, renders("A", 8, 9)], workers=4)) == [("A", 8), ("A", 4), ("A", 4)]
+    assert cut([shared], workers=4)[0].task.unsplittable
+    assert subtask(shared, shared.work[3:]).unsplittable and not subtask(renders("A", 8), shared.work[3:]).unsplittable
+
+
+def test_sheets_and_renders_of_one_lora_share_the_affinity():
+    sheet = Task(SHEET, (Work(Node(NodeId(SHEET, name="girl"), {"lora": "A", "lora_scale": 2.0}), None),))
+    assert affinity(sheet) == affinity(renders("A", 1))
