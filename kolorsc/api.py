@@ -18,14 +18,14 @@ from pathlib import Path
 
 from kolorsc import paths as user_paths
 from kolorsc.build import inputs, lockfile
-from kolorsc.build.executors import Executor, LocalExecutor
+from kolorsc.build.executors import Executor, make_executor
 from kolorsc.build.graph import make_graph
 from kolorsc.build.outputs import output_dir, write_indexes
 from kolorsc.build.run import Options, Progress, StoryRun, run, story_error
 from kolorsc.build.stages.base import Env
 from kolorsc.build.status import TO_RUN, Plan, plan_of
 from kolorsc.cache import Cache, CacheInfo, GcReport
-from kolorsc.engines import Engine, get_engine
+from kolorsc.engines import Engine, EngineSpec, get_engine
 from kolorsc.errors import Diagnostic, KolorscError, SpecError, UsageError
 from kolorsc.i18n import _
 from kolorsc.prompts import Panel
@@ -140,15 +140,30 @@ def story_files(paths: Sequence[Path]) -> list[Path]:
 
 def make_engine(name: str, models_dir: Path | None = None, device: str | None = None,
                 cache_dir: Path | None = None, low_memory: bool | None = None) -> Engine:
-    # the kolors engine keeps its prompt-embedding cache inside the build cache folder;
-    # low_memory None lets it decide from the device's memory
     if name != "preview":
         from kolorsc.extras import require
 
         require("models", "torch", "diffsynth")
-    options = {} if name == "preview" else {"models_dir": models_dir, "device": device, "cache_dir": cache_dir,
-                                            "low_memory": low_memory}
-    return get_engine(name, **options)
+    return get_engine(name, **engine_options(name, models_dir, device, cache_dir, low_memory))
+
+
+def engine_options(name: str, models_dir: Path | None, device: str | None, cache_dir: Path | None,
+                   low_memory: bool | None) -> dict:
+    # the kolors engine keeps its prompt-embedding cache inside the build cache folder;
+    # low_memory None lets it decide from the device's memory
+    if name == "preview":
+        return {}
+    return {"models_dir": models_dir, "device": device, "cache_dir": cache_dir, "low_memory": low_memory}
+
+
+def worker_engine(engine: str | Engine, models_dir: Path | None, device: str | None,
+                  low_memory: bool | None) -> EngineSpec:
+    """How a Ray worker makes the build's engine: a given instance travels pickled; a named
+    engine is made there with the same options, except where files live: --models-dir (made
+    absolute) on every node, else each node's own; prompt embeddings in the node's own cache."""
+    if isinstance(engine, Engine):
+        return EngineSpec.of(engine)
+    return EngineSpec(engine, engine_options(engine, models_dir, device, None, low_memory))
 
 
 def plan_story(story: Story, panels: list[Panel], engine: Engine, cache: Cache,
@@ -193,7 +208,9 @@ def build(
     low_memory: bool | None = None,
     keep_going: bool = False,
     progress: Progress | None = None,
-    executor: Executor | None = None,
+    executor: str | Executor | None = None,
+    ray_address: str | None = None,
+    ray_workers: int | None = None,
     pull: bool = False,
     remote: str | None = None,
     on_story=None,
@@ -202,6 +219,10 @@ def build(
     """Build every story in `paths` (files or collection folders), together: identical
     renders across stories are made once, renders sharing a LoRA go to the engine together.
 
+    `executor`: "local" (default: this process), "ray" (a Ray cluster: `ray_address` None for
+    a local one, "auto", "host:port" or "ray://host:10001"; `ray_workers` render workers,
+    default one per GPU, or per CPU without GPUs), or an Executor. A Ray cluster that cannot
+    be reached raises BuildError before anything runs.
     `pull`: before running, fetch from the team's remote cache (`remote`, else $KOLORSC_REMOTE
     or kolorsc.toml) what the plans need; what it lacks is built here. A story that fails or
     is invalid is recorded and the others still build. `on_story(outcome)` is called for each
@@ -222,7 +243,12 @@ def build(
     planned = [o for o in outcomes if o.status == PLANNED]
     if not dry_run and planned:
         env = Env(eng, user_paths.models_dir(models_dir), device, cache.root / user_paths.WORK_DIR, progress)
-        with executor or LocalExecutor(env) as ex:
+        if not isinstance(executor, Executor):
+            models = user_paths.models_dir(models_dir) if models_dir else None
+            executor = make_executor(executor or "local", env, worker_engine(engine, models, device, low_memory),
+                                     models_dir=models, device=device, ray_address=ray_address,
+                                     ray_workers=ray_workers)
+        with executor as ex:
             runs = run([o.plan for o in planned], ex, cache, Options(out=out, keep_going=keep_going, progress=progress))
         for outcome, story_run in zip(planned, runs):
             _record(outcome, story_run)

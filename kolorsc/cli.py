@@ -346,13 +346,20 @@ def _echo_outcome(outcome, dry_run: bool, changed: bool = False, warnings: bool 
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no per-story lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--keep-going", is_flag=True, help="When a node fails, still run every node that does not need it.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              envvar="KOLORSC_EXECUTOR", help="Where nodes run: this process, or a Ray cluster (also KOLORSC_EXECUTOR).")
+@click.option("--ray-address", default=None, envvar="KOLORSC_RAY_ADDRESS",
+              help="Ray cluster to join: auto, host:port or ray://host:10001 (default: the one `ray start` made "
+                   "here, else a new local one; also KOLORSC_RAY_ADDRESS).")
+@click.option("--ray-workers", type=click.IntRange(min=1), default=None, envvar="KOLORSC_RAY_WORKERS",
+              help="Render/score workers on Ray (default: one per GPU; one per CPU on a cluster without GPUs).")
 @click.option("--changed", is_flag=True, help="With --dry-run: only the nodes that will run.")
 @click.option("--pull", is_flag=True, help="First fetch what the plan needs from the team's remote cache.")
 @click.option("--remote", default=None, metavar="URL",
               help="Remote cache for --pull (default: $KOLORSC_REMOTE, else [remote] url in kolorsc.toml).")
 @report_errors
 def build_cmd(paths, engine, dry_run, cache_dir, out, models_dir, device, low_memory, quiet, as_json, keep_going,
-              changed, pull, remote):
+              executor, ray_address, ray_workers, changed, pull, remote):
     """Build stories (files, or folders of stories): panels, storyboard, PDF, bundle.
 
     A failing story does not stop the others. Exit 1 if any failed, 2 if one is invalid."""
@@ -379,7 +386,7 @@ def build_cmd(paths, engine, dry_run, cache_dir, out, models_dir, device, low_me
     summary = api.build(
         paths, engine=engine, dry_run=dry_run, cache_dir=cache_dir, out=out, models_dir=models_dir,
         device=device, low_memory=low_memory, keep_going=keep_going, progress=bars, pull=pull, remote=remote,
-        on_story=on_story, on_plan=on_plan,
+        executor=executor, ray_address=ray_address, ray_workers=ray_workers, on_story=on_story, on_plan=on_plan,
     )
     if as_json:
         click.echo(json.dumps(summary.to_json(changed_only=changed), ensure_ascii=False, indent=2))

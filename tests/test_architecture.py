@@ -24,7 +24,7 @@ LAYERS = {
     "kolorsc.build.run": 8,
     "kolorsc.review": 8,  # kolorsc diff: keys through the build core (review/keys.py), lock files
     "kolorsc.publish": 8,  # kolorsc publish: reads lock files and build outputs, verifies the bundle
-    "kolorsc.build.executors": 8,
+    "kolorsc.build.executors": 8,  # local and Ray: stage tasks in, bytes out (ray imported lazily)
     "kolorsc.build.stages": 7,
     "kolorsc.build.inputs": 7,
     "kolorsc.build.outputs": 7,
@@ -42,7 +42,6 @@ LAYERS = {
     "kolorsc.build.lockfile": 4,
     "kolorsc.results": 3,
     "kolorsc.models": 3,
-
     "kolorsc.lora": 3,
     "kolorsc.prompts": 2,
     "kolorsc.consistency": 2,  # per-panel characters, references and sharing, from the story

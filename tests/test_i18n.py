@@ -47,6 +47,7 @@ TRANSLATED = [
     "remote/transfer.py",
     "spec/sandbox.py", "spec/budget.py", "spec/tokens.py", "spec/consistency.py", "safefs.py", "optional.py",
     "scoring/loader.py", "engines/kolors/ipadapter.py", "engines/kolors/unet_parts.py", "build/stages/picture.py",
+    "build/executors/__init__.py", "build/executors/ray.py", "build/executors/ray_pool.py", "build/executors/ray_worker.py",
 ]
 
 

@@ -171,7 +171,14 @@ def _wave(kinds: tuple[str, ...], runs: list[StoryRun], executor: Executor, cach
                 _commit(result, todo, cache, options)
                 done += 1
                 if options.progress:
-                    options.progress(stage, done, total, str(todo[result.key][0][1].id) if result.key in todo else "")
+                    options.progress(stage, done, total, _label(result, todo, executor))
+
+
+def _label(result: Result, todo: dict, executor: Executor) -> str:
+    """The node just committed, and the executor's state when it has one to show."""
+    label = str(todo[result.key][0][1].id) if result.key in todo else ""
+    status = executor.status()
+    return f"{label} · {status}" if status else label
 
 
 def _adopt(r: StoryRun, planned: PlannedNode, cache: Cache) -> bool:

@@ -40,6 +40,10 @@ class Executor(ABC):
     def run(self, tasks: Sequence[Task]) -> Iterator[Result]:
         """Run every task; yield one Result per key of every task."""
 
+    def status(self) -> str:
+        """What the progress bar shows beside a node ("2 workers, 5 in flight"); "" for none."""
+        return ""
+
     def end_wave(self, kind: str) -> None:
         """Every task of `kind` is done for this build: free what only they needed (the
         engine's models after the renders, so the scorers have the GPU to themselves)."""
