@@ -274,13 +274,14 @@ def _refuse_shared_outputs(outcomes: list[StoryOutcome], out: Path | None) -> No
         if o.status == PLANNED:
             by_dir.setdefault(output_dir(o.plan.story, out).resolve(), []).append(o)
     for folder, sharing in by_dir.items():
-        at = {id(o): story_id(o.path)[1] for o in sharing}
+        # where each `id:` is written: read again from the file, so only when there is a clash
+        at = {id(o): story_id(o.path)[1] for o in sharing} if len(sharing) > 1 else {}
         for o in sharing:
             if len(sharing) > 1:
                 others = [at[id(x)] for x in sharing if x is not o]
                 problem = same_id_diagnostic(o.story_id, at[id(o)], others)
             else:
-                problem = claim_problem(o.plan.story, folder, at[id(o)])
+                problem = claim_problem(o.plan.story, folder, lambda o=o: story_id(o.path)[1])
             if problem is not None:
                 o.status, o.plan, o.exit_code, o.diagnostics = INVALID, None, 2, [problem]
                 o.error = _("another story writes {folder}/").format(folder=folder.name)

@@ -6,8 +6,9 @@ Layout (under `paths.cache_dir()`, or --cache-dir / $KOLORSC_CACHE):
     objects/ab/<key>.json   sidecar: sha256 and size of the bytes, node id and kind
     locks/ab/<key>.lock     per-key lock file (fcntl.flock): one builder computes a key
     store.lock              builds hold it shared, `gc` holds it exclusive
-    file-hashes.json        sha256 of project files (LoRA files, dataset images), remembered
-                            by (path, size, mtime) so a no-op build does not re-read them
+    file-hashes.json        sha256 of project files (LoRA files, dataset images) and of the
+                            build/ files, remembered by (path, size, mtime) so a no-op build
+                            does not re-read them
     work/<lora key>/        a training run in progress (kept to resume a killed one)
     kolors-embeddings/      the Kolors engine's prompt embeddings, by text + encoder
 
@@ -132,13 +133,24 @@ class FileHashes:
     def sha256(self, file: Path) -> str:
         st = os.stat(file)
         name = os.path.abspath(file)
-        entry = self._load().get(name) or self._new.get(name)
+        value = self.known(name, st)
+        if value is None:
+            value = sha256_file(file)
+            self.remember(name, st, value)
+        return value
+
+    def known(self, name: str, st: os.stat_result) -> str | None:
+        """The remembered sha256 of the file `name` (absolute) whose stat is `st`, or None."""
+        entry = self._new.get(name) or self._load().get(name)
         if isinstance(entry, list) and len(entry) == 3 and entry[:2] == [st.st_size, st.st_mtime_ns]:
             return entry[2]
-        value = sha256_file(file)
+        return None
+
+    def remember(self, name: str, st: os.stat_result, value: str) -> None:
+        # A file changed again within the clock's granularity would keep its size and mtime:
+        # only a file older than that is remembered.
         if time.time_ns() - st.st_mtime_ns > RACY_NS:
             self._new[name] = [st.st_size, st.st_mtime_ns, value]
-        return value
 
     @property
     def dirty(self) -> bool:

@@ -101,15 +101,23 @@ class OutputDir:
             return "file"
         return "folder" if stat.S_ISDIR(st.st_mode) else "other"
 
-    def sha256(self, name: str) -> str | None:
-        """sha256 of the regular file `name`, or None when there is none; a link is refused."""
+    def sha256(self, name: str, memo=None) -> str | None:
+        """sha256 of the regular file `name`, or None when there is none; a link is refused.
+        `memo` (kolorsc.cache.FileHashes): a hash remembered for the opened file's size and
+        mtime is taken instead of reading it (what a no-op build spends most of its time on)."""
         if self._existing(name) is None:
             return None
-        h = hashlib.sha256()
         fd = os.open(name, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=self.fd)
         with os.fdopen(fd, "rb") as f:
+            st, where = os.fstat(f.fileno()), os.path.abspath(self.path / name)
+            known = memo.known(where, st) if memo is not None else None
+            if known is not None:
+                return known
+            h = hashlib.sha256()
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
+        if memo is not None:
+            memo.remember(where, st, h.hexdigest())
         return h.hexdigest()
 
     def write_bytes(self, name: str, data: bytes) -> None:

@@ -32,11 +32,12 @@ def output_dir(story: Story, out: Path | None) -> Path:
     return (Path(out) if out else Path(story.root) / "build") / story.id
 
 
-def write_outputs(plan: Plan, outputs: dict, out_dir: Path) -> list[str]:
+def write_outputs(plan: Plan, outputs: dict, out_dir: Path, hashes=None) -> list[str]:
     """Put each output file in place, atomically, only when its bytes differ; returns the
     files (re)written, relative to out_dir. Folders and files are opened without following
     symlinks (kolorsc.safefs): a planted link is a BuildError naming it, and nothing is
-    written, read or deleted through it."""
+    written, read or deleted through it. `hashes`: the cache's FileHashes, so that a file
+    whose size and mtime are those it had when last hashed is not read again."""
     written = []
     with safefs.output_root(out_dir, plan.story.root) as root:
         for planned in plan.nodes:
@@ -46,7 +47,7 @@ def write_outputs(plan: Plan, outputs: dict, out_dir: Path) -> list[str]:
                 continue
             folder, name = safefs.folder_of(root, node.output)
             try:
-                if folder.sha256(name) == blob.sha256:
+                if folder.sha256(name, hashes) == blob.sha256:
                     continue
                 if blob.data is not None:
                     folder.write_bytes(name, blob.data)
@@ -88,8 +89,9 @@ def owner(out_dir: Path, root: Path) -> Path | None:
 
 
 def claim_problem(story: Story, out_dir: Path, id_at) -> Diagnostic | None:
-    """A diagnostic (at the story's `id:` line, `id_at` a Loc) when `out_dir` holds the outputs
-    of another story file that still exists with the same id."""
+    """A diagnostic (at the story's `id:` line: `id_at()` returns its Loc, asked only when there
+    is a problem) when `out_dir` holds the outputs of another story file that still exists with
+    the same id."""
     from kolorsc.spec.ids import story_id
     from kolorsc.spec.loader import display_name
 
@@ -99,7 +101,8 @@ def claim_problem(story: Story, out_dir: Path, id_at) -> Diagnostic | None:
     found = story_id(other, display_name(other))
     if found is None or found[0] != story.id:
         return None
-    return Diagnostic(id_at.file, id_at.line, id_at.col, "id",
+    at = id_at()
+    return Diagnostic(at.file, at.line, at.col, "id",
                       _("{folder}/ holds the outputs of {other}, which has the id \"{id}\" too").format(
                           folder=display_name(out_dir), other=found[1], id=story.id),
                       _("the id names the output folder and the bundle: give each story its own id"))

@@ -260,7 +260,7 @@ def _finish(r: StoryRun, cache: Cache) -> None:
     from kolorsc.build.stages.result import story_result
 
     r.result = story_result(r.plan.graph, r.outputs)
-    r.written = write_outputs(r.plan, r.outputs, r.out_dir)
+    r.written = write_outputs(r.plan, r.outputs, r.out_dir, cache.hashes)
     if not _lock_unchanged(r):
         r.lock_written = lockfile.write(lock_path(r.story.path), lock_of(r.plan, r.outputs))
 

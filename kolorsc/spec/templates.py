@@ -399,9 +399,16 @@ def _referenced_names(source: str) -> frozenset[str]:
     from jinja2 import TemplateSyntaxError, meta
 
     try:
-        return frozenset(meta.find_undeclared_variables(template_environment().parse(source)))
+        return frozenset(meta.find_undeclared_variables(_analysis_environment().parse(source)))
     except TemplateSyntaxError:
         return frozenset()
+
+
+@functools.lru_cache(maxsize=1)
+def _analysis_environment():
+    # Parsing runs nothing and changes no state of the environment, so one serves every
+    # static analysis (making one wraps every filter: ~1 ms, more than parsing a prompt).
+    return template_environment()
 
 
 # --- dataset captions ---------------------------------------------------------------------

@@ -103,6 +103,26 @@ def test_planning_a_lora_file_writes_no_memo_and_the_build_memoises_in_the_chose
     assert str(lora) not in json.loads((cache / HASHES_FILE).read_text())
 
 
+def test_build_files_hashes_are_remembered_and_a_hand_edit_is_still_restored(tmp_path):
+    """A no-op build does not re-read build/<id>/'s files whose size and mtime it remembers (in
+    the chosen cache's memo); a file edited since, even to the same size, is written back."""
+    project, cache = make_project(tmp_path / "project"), tmp_path / "cache"
+    assert api.build([story_path(project)], engine=CountingEngine(), cache_dir=cache).exit_code == 0
+    out = project / "build" / "classroom-dream"
+    board, good = out / "storyboard.png", (out / "storyboard.png").read_bytes()
+    past = 1_600_000_000_000_000_000  # older than the memo's racy window, as any file after 2 s
+    for f in out.rglob("*"):
+        os.utime(f, ns=(past, past))
+    assert api.build([story_path(project)], engine=CountingEngine(), cache_dir=cache).outcomes[0].report.written == []
+    memo = json.loads((cache / HASHES_FILE).read_text())
+    assert memo[str(board)] == [len(good), past, hashlib.sha256(good).hexdigest()]
+
+    board.write_bytes(bytes(len(good)))  # same size, new mtime
+    summary = api.build([story_path(project)], engine=CountingEngine(), cache_dir=cache)
+    assert summary.outcomes[0].report.written == ["storyboard.png"]
+    assert board.read_bytes() == good
+
+
 @pytest.mark.parametrize("damage", ["{ not json", '{"nodes": {"render/01/seed-1": {"output": "x"}}}', "\udcff"])
 def test_a_damaged_lock_file_is_a_warning_then_a_correct_build(tmp_path, damage):
     project = make_project(tmp_path / "project")
