@@ -104,7 +104,7 @@ class OutputDir:
     def sha256(self, name: str, memo=None) -> str | None:
         """sha256 of the regular file `name`, or None when there is none; a link is refused.
         `memo` (kolorsc.cache.FileHashes): a hash remembered for the opened file's size and
-        mtime is taken instead of reading it (what a no-op build spends most of its time on)."""
+        mtime is taken instead of reading it (a no-op build would read every output again)."""
         if self._existing(name) is None:
             return None
         fd = os.open(name, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=self.fd)
