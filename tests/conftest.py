@@ -12,3 +12,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import os  # noqa: E402
 
 os.environ["KOLORSC_LANG"] = "en"
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def proj(tmp_path, monkeypatch):
+    """A copy of the example project (_spec_fixtures.make_project), the current directory.
+    A test module that needs another kind of project defines its own `proj`."""
+    from _spec_fixtures import make_project
+
+    root = make_project(tmp_path)
+    monkeypatch.chdir(root)
+    return root

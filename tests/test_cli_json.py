@@ -8,7 +8,8 @@ import json
 
 import click
 import pytest
-from _spec_fixtures import edit, line_of, make_project, story_text, write_story
+from _cli_fixtures import run
+from _spec_fixtures import edit, line_of, story_text, write_story
 from click.testing import CliRunner
 
 from kolorsc.cli import main
@@ -16,17 +17,6 @@ from kolorsc.cli import main
 DIAGNOSTIC_KEYS = ["file", "line", "col", "path", "severity", "message", "hint"]
 # commands whose output is already one machine-readable document (schema) or a stream (none)
 NO_JSON = {"schema"}
-
-
-@pytest.fixture
-def proj(tmp_path, monkeypatch):
-    root = make_project(tmp_path)
-    monkeypatch.chdir(root)
-    return root
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def _leaves(group: click.Group, prefix=()):

@@ -6,17 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from _spec_fixtures import REPO, edit, line_of, make_project, story_text, write_story
+from _spec_fixtures import REPO, edit, line_of, story_text, write_story
 from kolorsc.errors import SpecError
 from kolorsc.prompts import Panel, compile_story, merge_negatives, normalise, template_environment
 from kolorsc.spec import load_story
-
-
-@pytest.fixture
-def proj(tmp_path, monkeypatch):
-    root = make_project(tmp_path)
-    monkeypatch.chdir(root)
-    return root
 
 
 def compile_text(proj: Path, text: str) -> list[Panel]:

@@ -11,6 +11,7 @@ import json
 import pytest
 import torch
 import yaml
+from _cli_fixtures import run
 from _build_fixtures import (
     REPO,
     CountingEngine,
@@ -19,10 +20,8 @@ from _build_fixtures import (
     story_path,
     use_lora_file_style,
 )
-from click.testing import CliRunner
 
 from kolorsc import api
-from kolorsc.cli import main
 from kolorsc.errors import BuildError, UsageError
 from kolorsc.lora import LoraLayer, kohya_metadata, write_diffsynth, write_kohya
 from kolorsc.publish import dataset_line, lora_facts, publish
@@ -53,10 +52,6 @@ def built(tmp_path, monkeypatch):
                         models_dir=tmp_path / "models")
     assert summary.exit_code == 0, summary.to_json()
     return project, lora
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def files_of(folder):

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import json
 
-from click.testing import CliRunner
 
-from kolorsc.cli import main
 
+from _cli_fixtures import run
 from _build_fixtures import STORY, make_project, story_path
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_build_plan_and_cache_commands(tmp_path):

@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import json
 
+from _cli_fixtures import run
 from _build_fixtures import STORY, make_project, story_path, use_lora_file_style
-from click.testing import CliRunner
 
-from kolorsc.cli import main
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def _id_line(path) -> int:

@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import json
 
+from _cli_fixtures import run
 from _build_fixtures import STORY, edit, make_project, story_path
-from click.testing import CliRunner
 
-from kolorsc.cli import main
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def _line(path, text: str) -> int:

@@ -14,14 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from kolorsc import api
 from kolorsc.build import lockfile
 from kolorsc.build.lockfile import lock_path
 from kolorsc.cache import HASHES_FILE, Cache
-from kolorsc.cli import main
 
+from _cli_fixtures import run as cli
 from _build_fixtures import REPO, CountingEngine, RealishEngine, make_project, story_path, use_lora_file_style
 
 
@@ -29,10 +28,6 @@ def listing(folder: Path) -> dict[str, str]:
     """Every file under `folder` with the sha256 of its bytes and its mtime: what 'unchanged' means."""
     return {p.relative_to(folder).as_posix(): f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.stat().st_mtime_ns}"
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_editing_an_emitters_source_reruns_that_node_and_only_it(tmp_path):

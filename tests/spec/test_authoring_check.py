@@ -5,21 +5,11 @@ natural thing (a style's display name, a character's name, a Chinese title for i
 from __future__ import annotations
 
 import pytest
-from _spec_fixtures import edit, line_of, make_project, story_text, write_story
+from _cli_fixtures import run
+from _spec_fixtures import edit, line_of, story_text, write_story
 from click.testing import CliRunner
 
 from kolorsc.cli import main
-
-
-@pytest.fixture
-def proj(tmp_path, monkeypatch):
-    root = make_project(tmp_path)
-    monkeypatch.chdir(root)
-    return root
-
-
-def run(*args):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 # --- one id, one story ----------------------------------------------------------------------

@@ -14,22 +14,12 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from _cli_fixtures import run
 from _hostile_fixtures import run_capped
-from _spec_fixtures import edit, make_project, story_text, write_story
+from _spec_fixtures import edit, story_text, write_story
 from kolorsc.cli import main
 
 FIRST_PROMPT = '"{{ girl }}，坐在教室里，盯着黑板，深思"'
-
-
-@pytest.fixture
-def proj(tmp_path, monkeypatch):
-    root = make_project(tmp_path)
-    monkeypatch.chdir(root)
-    return root
-
-
-def run(*args):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def with_prompt(template: str) -> str:

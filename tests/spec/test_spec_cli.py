@@ -7,21 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from _spec_fixtures import REPO, edit, line_of, make_project, story_text, write_story
-from click.testing import CliRunner
+from _cli_fixtures import run
+from _spec_fixtures import REPO, edit, line_of, story_text, write_story
 
-from kolorsc.cli import main
-
-
-@pytest.fixture
-def proj(tmp_path, monkeypatch):
-    root = make_project(tmp_path)
-    monkeypatch.chdir(root)
-    return root
-
-
-def run(*args):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def test_check_valid_collection_exits_0(proj):

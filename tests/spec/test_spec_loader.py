@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from _spec_fixtures import EXAMPLE_STORIES, REPO, edit, line_of, make_project, story_text, write_story
+from _spec_fixtures import EXAMPLE_STORIES, REPO, edit, line_of, story_text, write_story
 from kolorsc.errors import SpecError
 from kolorsc.spec import check_paths, find_project_root, iter_story_files, load_story, load_style
 from kolorsc.spec.model import BASE_MODEL
@@ -76,13 +76,6 @@ def test_example_files_carry_the_schema_line():
 
 
 # --- bad input, one class at a time --------------------------------------------------------
-
-
-@pytest.fixture
-def proj(tmp_path, monkeypatch):
-    root = make_project(tmp_path)
-    monkeypatch.chdir(root)
-    return root
 
 
 def test_wrong_type_points_at_the_value(proj):
