@@ -37,6 +37,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from bench_build import make_project  # bench/ is on sys.path when a bench script runs
+
 REPO = Path(__file__).resolve().parents[1]
 STORY = "classroom-dream"
 OBJECT_STORE = 512 * 1024**2
@@ -223,22 +225,6 @@ SIDE = textwrap.dedent('''
 ''').format(store=OBJECT_STORE)
 
 
-def collection_project(root: Path, copies: int, source: Path) -> tuple[Path, Path]:
-    """bench_build.py's collection, made from the styles and the story of `source` (the old
-    checkout): both codes read them (today's example styles generate their datasets, which the
-    old code cannot parse; the preview engine skips datasets and LoRAs anyway)."""
-    shutil.copytree(source / "styles", root / "styles")
-    (root / "stories").mkdir()
-    text = (source / "stories" / f"{STORY}.yaml").read_text("utf-8")
-    one = root / "stories" / f"{STORY}.yaml"
-    one.write_text(text, "utf-8")
-    (root / "collection").mkdir()
-    for i in range(copies):
-        body = text.replace(f"id: {STORY}", f"id: story-{i:02d}")
-        (root / "collection" / f"story-{i:02d}.yaml").write_text(body, "utf-8")
-    return one, root / "collection"
-
-
 def collection(args) -> list[str]:
     sides = {"old (b42847f), local": ("old", Path(args.old)), "new, local executor": ("local", REPO),
              "new, Ray (2 CPUs)": ("ray", REPO)}
@@ -249,7 +235,9 @@ def collection(args) -> list[str]:
             for name, (executor, code) in sides.items():
                 root = Path(tmp) / f"{executor}-{round_}"
                 root.mkdir()
-                story, coll = collection_project(root, args.stories, Path(args.old))
+                # both codes read the old checkout's styles and story: today's example styles generate
+                # their datasets, which the old code cannot parse (the preview engine skips them anyway)
+                story, coll = make_project(root, args.stories, Path(args.old))
                 env = {**os.environ, "PYTHONPATH": str(code)}
                 out = subprocess.run([sys.executable, "-c", SIDE, str(story), str(coll), str(root / "cache"),
                                       executor], env=env, capture_output=True, text=True, cwd=root, check=False)
